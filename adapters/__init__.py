@@ -1,0 +1,1 @@
+"""Platform adapters: translate a platform's events into Invocations and render Messages."""

@@ -1,0 +1,231 @@
+"""The console adapter: cxbot in a terminal, or driven by a script through stdin.
+
+You are one person from the journey map (``--as KEY``, ``/as KEY`` to switch). You type the same
+``/cx …`` commands as in Slack or Discord, and see the replies plus every post the bot makes to
+other channels and people, each labelled with where it went. Buttons are numbered: type the
+number to press one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.app import CxApp, excerpt, language_for
+from bot.messages import Button, Click, Invocation, Message, Reply, Visibility
+from bot.outbox import Post, drain
+from bot.services.journey import current_org
+from bot.store.models import Identity, Person
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "console"
+WORKSPACE = "console"
+RULE = "-" * 72
+
+
+def render_message(message: Message, number_button: Callable[[Button], int]) -> list[str]:
+    """A Message as terminal lines; buttons get numbers from ``number_button``."""
+    lines: list[str] = []
+    if message.header:
+        lines.append(f"## {message.header}")
+    if message.text:
+        lines.extend(message.text.splitlines())
+    for field in message.fields:
+        value_lines = field.value.splitlines() or [""]
+        if len(field.label) + len(value_lines[0]) < 70 and len(value_lines) == 1:
+            lines.append(f"  {field.label}: {value_lines[0]}")
+        else:
+            lines.append(f"  {field.label}:")
+            lines.extend(f"      {v}" for v in value_lines)
+    if message.image is not None:
+        where = message.image.path or message.image.url or ""
+        lines.append(f"  [image: {message.image.alt}] {where}".rstrip())
+    lines.extend(f"  > {c}" for c in message.context)
+    if message.buttons:
+        lines.append("  " + "  ".join(f"[{number_button(b)}] {b.label}" for b in message.buttons))
+    return lines
+
+
+@dataclass(frozen=True)
+class NumberedButton:
+    button: Button
+    channel_id: str
+    message_ref: str | None
+
+
+class ConsoleAdapter:
+    def __init__(
+        self,
+        app: CxApp,
+        session_factory: sessionmaker[Session],
+        person_key: str,
+        *,
+        out: TextIO = sys.stdout,
+        channel_id: str = "#cx",
+        echo: bool = False,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.app = app
+        self.session_factory = session_factory
+        self.person_key = person_key
+        self.out = out
+        self.channel_id = channel_id
+        self.echo = echo
+        self.clock = clock or app.clock
+        self.buttons: dict[int, NumberedButton] = {}
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, lines: Iterable[str]) -> int:
+        self.deliver_posts()
+        for raw in lines:
+            if not self.handle_line(raw):
+                break
+        return 0
+
+    def prompt(self) -> str:
+        return f"{self.person_key}> "
+
+    def handle_line(self, raw: str) -> bool:
+        """Handle one typed line; False means the user asked to quit."""
+        line = raw.strip()
+        if self.echo and line:
+            self.write(f"{self.prompt()}{excerpt(line, 200)}")
+        if not line:
+            return True
+        if line in ("/quit", "/exit"):
+            return False
+        if line.isdigit():
+            self.press(int(line))
+        elif line.startswith("/as"):
+            self.switch_person(line[3:].strip())
+        elif line in ("/help", "/?"):
+            self.write(self.console_help())
+        elif line.lower().startswith("/cx") or line.lower() == "cx":
+            self.show(self.app.dispatch(self.invocation(line)), "you")
+        else:
+            log.info("console: not a command: %r", excerpt(line))
+            self.write(self.app.catalogue.text(self.language_hint(), "console.not_a_command"))
+        self.deliver_posts()
+        return True
+
+    # --- actions -----------------------------------------------------------------------
+
+    def invocation(self, text: str) -> Invocation:
+        return Invocation(
+            platform=PLATFORM,
+            workspace_id=WORKSPACE,
+            user_id=self.person_key,
+            channel_id=self.channel_id,
+            text=text,
+        )
+
+    def press(self, number: int) -> None:
+        numbered = self.buttons.get(number)
+        if numbered is None:
+            log.info("console: no button %s", number)
+            self.write(self.app.catalogue.text(self.language_hint(), "console.no_button", number=number))
+            return
+        click = Click(
+            platform=PLATFORM,
+            workspace_id=WORKSPACE,
+            user_id=self.person_key,
+            channel_id=numbered.channel_id,
+            action_id=numbered.button.action_id,
+            value=numbered.button.value,
+            message_ref=numbered.message_ref,
+        )
+        self.show(self.app.click(click), "you")
+
+    def switch_person(self, key: str) -> None:
+        with self.session_factory() as session:
+            known = session.scalar(
+                select(Identity.external_user_id).where(
+                    Identity.platform == PLATFORM, Identity.external_user_id == key
+                )
+            )
+            everyone = session.scalars(
+                select(Person.key).join(Identity).where(Identity.platform == PLATFORM).order_by(Person.key)
+            ).all()
+        if not key or known is None:
+            log.info("console: /as unknown person %r", excerpt(key))
+            self.write(
+                self.app.catalogue.text(
+                    self.language_hint(),
+                    "console.unknown_person",
+                    key=excerpt(key) or "–",
+                    people=", ".join(everyone),
+                )
+            )
+            return
+        self.person_key = key
+        self.write(self.app.catalogue.text(self.language_hint(), "console.now_as", key=key))
+
+    def deliver_posts(self) -> None:
+        drain(self.session_factory, PLATFORM, self, self.clock, limit=1000)
+
+    # --- the Sender seam for the outbox --------------------------------------------------
+
+    def send(self, post: Post) -> str | None:
+        where = f"@{post.target.ref}" if post.target.kind == "user" else post.target.ref
+        ref = f"console-{post.id}"
+        self.write_block(f"to {where}", post.message, channel_id=where, message_ref=ref)
+        return ref
+
+    # --- output --------------------------------------------------------------------------
+
+    def show(self, reply: Reply, audience: str) -> None:
+        label = (
+            "to you (only you see this)"
+            if reply.visibility is Visibility.EPHEMERAL
+            else f"in {self.channel_id}"
+        )
+        self.write_block(label, reply.message, channel_id=self.channel_id, message_ref=None)
+
+    def write_block(self, label: str, message: Message, *, channel_id: str, message_ref: str | None) -> None:
+        def number(button: Button) -> int:
+            n = len(self.buttons) + 1
+            self.buttons[n] = NumberedButton(button, channel_id, message_ref)
+            return n
+
+        self.write(f"{RULE}\n[{label}]")
+        self.write("\n".join(render_message(message, number)))
+
+    def write(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def console_help(self) -> str:
+        return self.app.catalogue.text(self.language_hint(), "console.help")
+
+    def language_hint(self) -> str:
+        with self.session_factory() as session:
+            person = session.scalar(
+                select(Person)
+                .join(Identity)
+                .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
+            )
+            return language_for(person, current_org(session), self.app.default_language)
+
+
+def interactive_lines(adapter: ConsoleAdapter) -> Iterable[str]:
+    """Lines typed at a terminal, with a prompt and line editing."""
+    with contextlib.suppress(ImportError):  # not on every platform
+        import readline  # noqa: F401  (history and line editing for input())
+    while True:
+        try:
+            yield input(adapter.prompt())
+        except EOFError:
+            print(file=adapter.out)
+            return
+        except KeyboardInterrupt:
+            print(file=adapter.out)
+            return

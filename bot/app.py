@@ -1,0 +1,246 @@
+"""The command router: ``/cx <sub> …`` or a button click → a use case → a Reply.
+
+Every platform hands the core the same ``Invocation`` / ``Click``; the core parses, resolves who
+is asking and in which language, runs the handler inside one transaction, and returns a Reply.
+A ``UserError`` becomes a polite reply and a log line; anything else is logged with its
+traceback, the transaction is rolled back, and the user is told nothing was saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.i18n import Catalogue, default_catalogue
+from bot.messages import Click, Invocation, Message, Reply
+from bot.services.journey import current_org
+from bot.store.models import Identity, Org, Person
+
+log = logging.getLogger(__name__)
+
+# Longer than any legitimate command (a report's description is capped at 3 000 characters).
+MAX_INPUT_CHARS = 4000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UserError(Exception):
+    """A mistake the user can fix. Carries a catalogue key, rendered in the user's language."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+@dataclass
+class Context:
+    session: Session
+    org: Org | None
+    person: Person | None
+    language: str
+    platform: str
+    user_id: str
+    channel_id: str
+    now: datetime
+    catalogue: Catalogue
+
+    def t(self, key: str, /, **values: object) -> str:
+        return self.catalogue.text(self.language, key, **values)
+
+    def require_org(self) -> Org:
+        if self.org is None:
+            raise UserError("common.no_journey")
+        return self.org
+
+    def require_person(self) -> Person:
+        if self.person is None:
+            raise UserError("common.unknown_user", platform=self.platform, user_id=self.user_id)
+        return self.person
+
+    def require_admin(self) -> Person:
+        person = self.require_person()
+        if not person.is_admin:
+            raise UserError("common.admin_only")
+        return person
+
+
+CommandHandler = Callable[[Context, str], Reply]
+ClickHandler = Callable[[Context, list[str], str], Reply]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: CommandHandler
+    usage: str  # e.g. "journey [stage]"
+    help_key: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    commands: dict[str, Command] = field(default_factory=dict)
+    clicks: dict[str, ClickHandler] = field(default_factory=dict)
+
+    def command(self, name: str, usage: str, *aliases: str) -> Callable[[CommandHandler], CommandHandler]:
+        def decorate(handler: CommandHandler) -> CommandHandler:
+            command = Command(name, handler, usage, f"help.cmd.{name}", aliases)
+            for key in (name, *aliases):
+                self.commands[key] = command
+            return handler
+
+        return decorate
+
+    def click(self, prefix: str) -> Callable[[ClickHandler], ClickHandler]:
+        def decorate(handler: ClickHandler) -> ClickHandler:
+            self.clicks[prefix] = handler
+            return handler
+
+        return decorate
+
+    def listed(self) -> list[Command]:
+        seen: dict[str, Command] = {}
+        for command in self.commands.values():
+            seen.setdefault(command.name, command)
+        return list(seen.values())
+
+
+def parse_command(text: str) -> tuple[str, str]:
+    """``"/cx journey Purchase"`` or ``"journey Purchase"`` → ``("journey", "Purchase")``."""
+    words = text.strip()
+    if words.lower().startswith("/cx"):
+        words = words[3:]
+    sub, _, rest = words.strip().partition(" ")
+    return sub.strip().lower(), rest.strip()
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """Echo user input safely: short, on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class CxApp:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        registry: Registry | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        catalogue: Catalogue | None = None,
+        default_language: str = "sv",
+    ) -> None:
+        from bot.commands import default_registry
+
+        self.session_factory = session_factory
+        self.registry = registry or default_registry()
+        self.clock = clock
+        self.catalogue = catalogue or default_catalogue()
+        self.default_language = default_language
+
+    # --- entry points ------------------------------------------------------------------
+
+    def dispatch(self, invocation: Invocation) -> Reply:
+        sub, rest = parse_command(invocation.text)
+        return self._run(
+            invocation.platform,
+            invocation.user_id,
+            invocation.channel_id,
+            f"/cx {sub}",
+            lambda ctx: self._route_command(ctx, sub, rest, invocation.text),
+        )
+
+    def click(self, click: Click) -> Reply:
+        return self._run(
+            click.platform,
+            click.user_id,
+            click.channel_id,
+            f"click {click.action_id}",
+            lambda ctx: self._route_click(ctx, click),
+        )
+
+    # --- override hooks ----------------------------------------------------------------
+
+    def on_user_error(self, ctx: Context, error: UserError, what: str) -> Reply:
+        log.info("refused %s from %s user %s: %s", what, ctx.platform, ctx.user_id, error.key)
+        return Reply(Message(text=ctx.t(error.key, **error.values)))
+
+    def on_error(self, ctx: Context, error: Exception, what: str) -> Reply:
+        log.exception("%s from %s user %s failed", what, ctx.platform, ctx.user_id, exc_info=error)
+        return Reply(Message(text=ctx.t("common.internal_error")))
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _run(
+        self,
+        platform: str,
+        user_id: str,
+        channel_id: str,
+        what: str,
+        handle: Callable[[Context], Reply],
+    ) -> Reply:
+        session = self.session_factory()
+        ctx = Context(
+            session=session,
+            org=None,
+            person=None,
+            language=self.default_language,
+            platform=platform,
+            user_id=user_id,
+            channel_id=channel_id,
+            now=self.clock(),
+            catalogue=self.catalogue,
+        )
+        try:
+            # Leaving this block by any exception rolls back, so a refused or failed command
+            # never leaves anything half-written.
+            with session.begin():
+                self._identify(ctx)
+                return handle(ctx)
+        except UserError as error:
+            return self.on_user_error(ctx, error, what)
+        except Exception as error:
+            return self.on_error(ctx, error, what)
+        finally:
+            session.close()
+
+    def _identify(self, ctx: Context) -> None:
+        ctx.org = current_org(ctx.session)
+        ctx.person = ctx.session.scalar(
+            select(Person)
+            .join(Identity)
+            .where(Identity.platform == ctx.platform, Identity.external_user_id == ctx.user_id)
+        )
+        ctx.language = language_for(ctx.person, ctx.org, self.default_language)
+
+    def _route_command(self, ctx: Context, sub: str, rest: str, raw: str) -> Reply:
+        if len(raw) > MAX_INPUT_CHARS:
+            raise UserError("common.too_long", length=len(raw), limit=MAX_INPUT_CHARS)
+        command = self.registry.commands.get(sub)
+        if command is None:
+            from bot.commands.general import help_reply
+
+            log.info("unknown command %r from %s user %s", excerpt(sub), ctx.platform, ctx.user_id)
+            return help_reply(ctx, self.registry, unknown=sub if sub else None)
+        return command.handler(ctx, rest)
+
+    def _route_click(self, ctx: Context, click: Click) -> Reply:
+        parts = click.action_id.split(":")
+        handler = self.registry.clicks.get(parts[0])
+        if handler is None:
+            raise UserError("common.unknown_action")
+        return handler(ctx, parts[1:], click.value)
+
+
+def language_for(person: Person | None, org: Org | None, fallback: str) -> str:
+    if person is not None and (person.chosen_language or person.file_language):
+        return person.chosen_language or person.file_language or fallback
+    return org.language if org is not None else fallback

@@ -1,0 +1,237 @@
+"""``cxbot`` on the command line (Typer).
+
+This is the composition root: settings → engine → migrations → app → adapter. It is the only
+module under bot/ that reaches into adapters/, and only inside ``run``, so the core still never
+imports a platform library. A user mistake prints one line and exits non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.app import CxApp, utc_now
+from bot.config import Settings
+from bot.domain.journey_map import load_journey_file
+from bot.i18n import CatalogueError, default_catalogue
+from bot.services.journey import current_org, ensure_platform_presence
+from bot.services.setup import JourneyFileError, apply_journey, read_journey
+from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
+from bot.store.models import Person
+
+app = typer.Typer(
+    help="cxbot: the CX culture bot. Customer experience is everybody's job.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+journey_app = typer.Typer(help="The customer-journey map file.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(journey_app, name="journey")
+
+log = logging.getLogger("cxbot")
+
+
+class AdapterName(StrEnum):
+    AUTO = "auto"
+    CONSOLE = "console"
+    SLACK = "slack"
+    DISCORD = "discord"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"cxbot: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+
+
+def setup_logging(settings: Settings, to_file: bool = False) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler("cxbot.log", encoding="utf-8") if to_file else logging.StreamHandler(sys.stderr)
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        handlers=[handler],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    # Alembic narrates every migration step at INFO; a user only needs to hear of problems.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def open_database(settings: Settings, *, migrate: bool) -> tuple[Engine, sessionmaker[Session]]:
+    """Connect, and migrate when asked; a SQLite file is always brought up to date."""
+    try:
+        engine = make_engine(settings.database_url)
+        check_connection(engine)
+        if migrate or engine.dialect.name == "sqlite":
+            upgrade(engine)
+    except DatabaseError as exc:
+        fail(str(exc))
+    return engine, make_session_factory(engine)
+
+
+def load_demo(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """The example journey map (more demo data arrives with each capability)."""
+    journey = read_journey(settings.content_dir / "journey.example.yaml")
+    with session_factory.begin() as session:
+        apply_journey(session, journey, utc_now(), default_catalogue(), implicit_platforms=("console",))
+
+
+@app.command()
+def run(
+    adapter: Annotated[
+        AdapterName,
+        typer.Option(
+            help="Where to talk: auto picks Slack or Discord when their tokens are set, else the console."
+        ),
+    ] = AdapterName.AUTO,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load the example journey map and demo data first.")
+    ] = False,
+    as_person: Annotated[
+        str | None, typer.Option("--as", help="Console: the person (key from the journey map) you are.")
+    ] = None,
+    no_clock: Annotated[
+        bool, typer.Option("--no-clock", help="Do not run the scheduler in this process.")
+    ] = False,
+    channel: Annotated[str, typer.Option(help="Console: the channel you type in.")] = "#cx",
+) -> None:
+    """Run the bot: adapters and (unless --no-clock) the scheduler."""
+    settings = load_settings()
+    chosen = adapter
+    if chosen is AdapterName.AUTO:
+        chosen = (
+            AdapterName.SLACK
+            if settings.slack_bot_token
+            else AdapterName.DISCORD
+            if settings.discord_token
+            else AdapterName.CONSOLE
+        )
+    if chosen is not AdapterName.CONSOLE:
+        fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
+    interactive = sys.stdin.isatty()
+    setup_logging(settings, to_file=interactive)
+    _, session_factory = open_database(settings, migrate=False)
+    try:
+        if demo:
+            load_demo(session_factory, settings)
+        with session_factory.begin() as session:
+            org = current_org(session)
+            if org is None:
+                fail("no journey map is loaded; run `cxbot journey load FILE` or add --demo")
+            ensure_platform_presence(session, org, "console")
+            person = pick_console_person(session, org.id, as_person)
+            language = org.language
+        cx = CxApp(session_factory, default_language=language)
+    except (JourneyFileError, CatalogueError) as exc:
+        fail(str(exc))
+    # --no-clock is accepted now so that scripts and the Procfile need no change once the
+    # scheduler's jobs arrive; this version has no jobs to run.
+    del no_clock
+    from adapters.console import ConsoleAdapter, interactive_lines  # the composition root only
+
+    console = ConsoleAdapter(cx, session_factory, person, echo=not interactive, channel_id=channel)
+    if interactive:
+        typer.echo(f"cxbot console: you are {person}. /cx help for commands, /help for the console's own.")
+    raise typer.Exit(console.run(interactive_lines(console) if interactive else sys.stdin))
+
+
+def pick_console_person(session: Session, org_id: int, wanted: str | None) -> str:
+    people = session.scalars(
+        select(Person)
+        .where(Person.org_id == org_id, Person.archived_at.is_(None))
+        .order_by(Person.is_admin.desc(), Person.key)
+    ).all()
+    if not people:
+        fail("the journey map has no people; add some under `people:`")
+    if wanted is None:
+        return people[0].key
+    if wanted not in {p.key for p in people}:
+        keys = ", ".join(sorted(p.key for p in people))
+        fail(f"there is no person {wanted!r} in the journey map; choose one of: {keys}")
+    return wanted
+
+
+@app.command()
+def clock() -> None:
+    """Run the scheduler alone (weekly tip, weekly digest, SLA sweep)."""
+    settings = load_settings()
+    setup_logging(settings)
+    open_database(settings, migrate=False)
+    typer.echo("cxbot clock: no scheduled jobs exist yet in this version; nothing to run.")
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Load the example journey map and demo data into the database."""
+    settings = load_settings()
+    setup_logging(settings)
+    _, session_factory = open_database(settings, migrate=True)
+    try:
+        load_demo(session_factory, settings)
+    except JourneyFileError as exc:
+        fail(str(exc))
+    typer.echo(f"Demo data loaded into {settings.database_url}.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version."""
+    settings = load_settings()
+    setup_logging(settings)
+    open_database(settings, migrate=True)
+    typer.echo("Database schema is up to date.")
+
+
+@journey_app.command("validate")
+def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
+    """Check a journey map file; every problem is shown with its line."""
+    result = load_journey_file(str(file))
+    for problem in result.problems:
+        typer.echo(str(problem), err=problem.severity == "error")
+    if result.journey is None:
+        raise typer.Exit(1)
+    journey = result.journey
+    touchpoints = sum(len(s.touchpoints) for s in journey.stages)
+    typer.echo(
+        f"{file}: OK: {len(journey.stages)} stages, {touchpoints} touchpoints, "
+        f"{len(journey.teams)} teams, {len(journey.people)} people, {len(result.warnings)} warning(s)"
+    )
+
+
+@journey_app.command("load")
+def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
+    """Load a journey map into the database (idempotent; removed touchpoints are archived)."""
+    settings = load_settings()
+    setup_logging(settings)
+    try:
+        journey = read_journey(file)
+    except JourneyFileError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    _, session_factory = open_database(settings, migrate=True)
+    with session_factory.begin() as session:
+        _, report = apply_journey(session, journey, utc_now(), default_catalogue())
+    typer.echo(f"{file}: loaded: {report.summary()}")
+
+
+def main() -> None:
+    app()

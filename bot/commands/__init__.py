@@ -1,0 +1,14 @@
+"""Chat commands. Each module registers its sub-commands and button handlers on a Registry."""
+
+from __future__ import annotations
+
+from bot.app import Registry
+
+
+def default_registry() -> Registry:
+    from bot.commands import general, journey
+
+    registry = Registry()
+    for module in (general, journey):
+        module.register(registry)
+    return registry

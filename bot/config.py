@@ -1,0 +1,48 @@
+"""Settings from environment variables (prefix ``CXBOT_``, or the platforms' own names) and ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# content/ sits beside bot/ in the repository (and in an editable install).
+REPO_CONTENT = Path(__file__).resolve().parent.parent / "content"
+
+
+def default_content_dir() -> Path:
+    for candidate in (REPO_CONTENT, Path.cwd() / "content"):
+        if candidate.is_dir():
+            return candidate
+    return REPO_CONTENT
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CXBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///cxbot.db",
+        validation_alias=AliasChoices("CXBOT_DATABASE_URL", "DATABASE_URL"),
+    )
+    content_dir: Path = Field(default_factory=default_content_dir)
+    journey_file: Path | None = None
+    time_zone: str = "Europe/Stockholm"
+    language: Literal["sv", "en"] = "sv"
+    log_level: str = "INFO"
+
+    # Slack (issue 7), Discord (issue 8) and OpenAI (issue 4) use their platforms' usual names.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_model: str = "gpt-4o-mini"
+
+    @property
+    def journey_path(self) -> Path:
+        return self.journey_file or self.content_dir / "journey.example.yaml"

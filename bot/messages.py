@@ -1,0 +1,87 @@
+"""What the core says and hears, independent of any chat platform.
+
+``Invocation`` and ``Click`` come in from an adapter; ``Reply`` goes back to the person who
+asked; a ``Message`` posted elsewhere travels through the outbox as ``Message.model_dump()``.
+Adapters render a Message as Block Kit, an embed with a view, or terminal text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Button(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    # Stable, parseable ids such as "issue:42:ack" so any adapter can route a click back.
+    action_id: str = Field(max_length=250)
+    label: str
+    value: str = ""
+    style: Literal["default", "primary", "danger"] = "default"
+
+
+class MessageField(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    value: str
+
+
+class Image(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    alt: str
+    url: str | None = None
+    path: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    header: str | None = None
+    text: str | None = None
+    fields: list[MessageField] = Field(default_factory=list)
+    image: Image | None = None
+    context: list[str] = Field(default_factory=list)
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class Visibility(StrEnum):
+    EPHEMERAL = "ephemeral"  # only the person who asked sees it
+    CHANNEL = "channel"  # everybody in the channel sees it
+
+
+@dataclass(frozen=True)
+class Reply:
+    message: Message
+    visibility: Visibility = Visibility.EPHEMERAL
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A typed command: ``/cx <text>`` from one user in one channel of one platform."""
+
+    platform: str
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    text: str
+    command: str = "cx"
+    trigger_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Click:
+    """A button pressed on a message the bot posted earlier."""
+
+    platform: str
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    action_id: str
+    value: str = ""
+    message_ref: str | None = None

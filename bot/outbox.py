@@ -1,0 +1,227 @@
+"""Every outgoing post is a row first; adapters drain the rows of their platform.
+
+A use case enqueues in the same transaction as its state change, so a crash either loses both
+or keeps both. The idempotency key makes a repeated job or a retried event a no-op. A sender
+claims rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), posts, and records the
+platform's reference; a row whose sender died mid-post is claimed again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.messages import Message
+from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+MAX_ATTEMPTS = 8
+LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Target:
+    platform: str
+    kind: str  # "channel" | "user"
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Post:
+    """A claimed row, handed to a sender."""
+
+    id: int
+    target: Target
+    message: Message
+    idempotency_key: str
+    attempts: int
+
+
+class DeliveryError(Exception):
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    """The one-method seam between the outbox and a platform."""
+
+    def send(self, post: Post) -> str | None:
+        """Deliver the post; return the platform's message reference, or raise DeliveryError."""
+        ...
+
+
+def enqueue(session: Session, target: Target, message: Message, key: str, now: datetime) -> bool:
+    """Queue one post; False when the key was queued before (nothing is written then)."""
+    values = {
+        "idempotency_key": key,
+        "platform": target.platform,
+        "target_kind": target.kind,
+        "target_ref": target.ref,
+        "payload": message.model_dump(mode="json", exclude_defaults=True),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result = session.execute(statement)
+    return bool(result.rowcount)
+
+
+def person_targets(session: Session, person: Person) -> list[Target]:
+    identities = session.scalars(
+        select(Identity).where(Identity.person_id == person.id).order_by(Identity.platform)
+    )
+    return [Target(i.platform, "user", i.external_user_id) for i in identities]
+
+
+def team_targets(session: Session, team: Team) -> list[Target]:
+    channels = session.scalars(
+        select(TeamChannel).where(TeamChannel.team_id == team.id).order_by(TeamChannel.platform)
+    )
+    return [Target(c.platform, "channel", c.channel_ref) for c in channels]
+
+
+def post_to_person(
+    session: Session,
+    person: Person,
+    compose: Callable[[str], Message],
+    language: str,
+    key: str,
+    now: datetime,
+) -> int:
+    """Queue a direct message on every platform where the person has an identity."""
+    message = compose(language)
+    return sum(
+        enqueue(session, target, message, f"{key}:{target}", now)
+        for target in person_targets(session, person)
+    )
+
+
+def post_to_team(
+    session: Session,
+    team: Team,
+    compose: Callable[[str], Message],
+    language: str,
+    key: str,
+    now: datetime,
+) -> int:
+    """Queue a post in the team's channel on every platform where it has one."""
+    message = compose(language)
+    return sum(
+        enqueue(session, target, message, f"{key}:{target}", now) for target in team_targets(session, team)
+    )
+
+
+def claim(
+    session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50
+) -> list[Post]:
+    """Take up to ``limit`` due rows for one platform under a lease, in their own transaction."""
+    with session_factory.begin() as session:
+        due = (
+            select(Outbox)
+            .where(
+                Outbox.platform == platform,
+                or_(
+                    (Outbox.status == PENDING) & (Outbox.next_attempt_at <= now),
+                    (Outbox.status == SENDING) & (Outbox.next_attempt_at <= now),
+                ),
+            )
+            .order_by(Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = session.scalars(due).all()
+        posts = []
+        for row in rows:
+            row.status = SENDING
+            row.attempts += 1
+            # While sending, next_attempt_at is the lease's end: past it, another sender may retry.
+            row.next_attempt_at = now + LEASE
+            posts.append(
+                Post(
+                    id=row.id,
+                    target=Target(row.platform, row.target_kind, row.target_ref),
+                    message=Message.model_validate(row.payload),
+                    idempotency_key=row.idempotency_key,
+                    attempts=row.attempts,
+                )
+            )
+        return posts
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential from 5 s, capped at 10 minutes."""
+    return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
+
+
+def record_sent(
+    session_factory: sessionmaker[Session], post: Post, platform_ref: str | None, now: datetime
+) -> None:
+    with session_factory.begin() as session:
+        row = session.get(Outbox, post.id)
+        if row is not None:
+            row.status, row.platform_ref, row.sent_at, row.last_error = SENT, platform_ref, now, None
+
+
+def record_failure(
+    session_factory: sessionmaker[Session], post: Post, error: DeliveryError, now: datetime
+) -> None:
+    with session_factory.begin() as session:
+        row = session.get(Outbox, post.id)
+        if row is None:
+            return
+        row.last_error = str(error)[:2000]
+        if error.retryable and row.attempts < MAX_ATTEMPTS:
+            wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff(row.attempts)
+            row.status, row.next_attempt_at = PENDING, now + wait
+        else:
+            row.status = FAILED
+
+
+def drain(
+    session_factory: sessionmaker[Session],
+    platform: str,
+    sender: Sender,
+    clock: Callable[[], datetime],
+    limit: int = 50,
+) -> Sequence[Post]:
+    """Deliver what is due for one platform; returns the posts that were delivered."""
+    delivered: list[Post] = []
+    for post in claim(session_factory, platform, clock(), limit):
+        try:
+            reference = sender.send(post)
+        except DeliveryError as exc:
+            log.warning("outbox %s to %s failed (attempt %s): %s", post.id, post.target, post.attempts, exc)
+            record_failure(session_factory, post, exc, clock())
+            continue
+        except Exception as exc:  # a sender bug must not stop the queue; retry later
+            log.exception("outbox %s to %s: sender raised", post.id, post.target)
+            record_failure(session_factory, post, DeliveryError(repr(exc), retryable=True), clock())
+            continue
+        record_sent(session_factory, post, reference, clock())
+        delivered.append(post)
+    return delivered
+
+
+def pending_count(session: Session, platform: str | None = None) -> int:
+    query = select(func.count()).select_from(Outbox).where(Outbox.status.in_((PENDING, SENDING)))
+    if platform is not None:
+        query = query.where(Outbox.platform == platform)
+    return session.scalar(query) or 0

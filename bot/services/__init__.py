@@ -1,0 +1,1 @@
+"""Use cases: each opens no transaction of its own; the caller owns it."""

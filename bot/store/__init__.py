@@ -1,0 +1,1 @@
+"""Storage: typed models, engine set-up and migrations."""

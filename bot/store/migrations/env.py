@@ -1,0 +1,25 @@
+"""Alembic environment: runs against the engine cxbot hands it (see bot.store.db.upgrade)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from bot.store.models import Base
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:  # pragma: no cover - only when someone runs the alembic CLI directly
+    from bot.config import Settings
+    from bot.store.db import make_engine
+
+    engine = make_engine(Settings().database_url)
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        # SQLite cannot ALTER most things; batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    context.run_migrations()

@@ -1,0 +1,238 @@
+"""SQLAlchemy 2 typed models. One module: the schema is read as a whole when migrating."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database.
+
+    SQLite has no time zone type and hands back naive values; storing naive UTC everywhere and
+    re-attaching UTC on the way out keeps comparisons and arithmetic correct on both databases.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Org(Base):
+    __tablename__ = "org"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Stockholm")
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+    # Settings that rules read whole: default SLA per severity (seconds), business hours.
+    sla: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Workspace(Base):
+    """A Slack workspace, Discord guild or the console, attached to an org."""
+
+    __tablename__ = "workspace"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+
+
+class Person(Base):
+    __tablename__ = "person"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    is_cx_lead: Mapped[bool] = mapped_column(default=False)
+    # The journey file's language and the person's own choice (/cx lang) are kept apart so
+    # that reloading the file never overrides what a person chose.
+    file_language: Mapped[str | None] = mapped_column(String(2))
+    chosen_language: Mapped[str | None] = mapped_column(String(2))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    archived_at: Mapped[datetime | None]
+
+    identities: Mapped[list[Identity]] = relationship(back_populates="person")
+    teams: Mapped[list[Team]] = relationship(secondary="team_member", back_populates="members")
+
+
+class Identity(Base):
+    """Who a person is on one platform. Posts for a person fan out over these."""
+
+    __tablename__ = "identity"
+    __table_args__ = (
+        UniqueConstraint("platform", "external_user_id"),
+        UniqueConstraint("person_id", "platform"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    external_user_id: Mapped[str] = mapped_column(String(64))
+
+    person: Mapped[Person] = relationship(back_populates="identities")
+
+
+class Team(Base):
+    __tablename__ = "team"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    name_sv: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    archived_at: Mapped[datetime | None]
+
+    channels: Mapped[list[TeamChannel]] = relationship(back_populates="team")
+    members: Mapped[list[Person]] = relationship(secondary="team_member", back_populates="teams")
+
+    def name(self, language: str) -> str:
+        return self.name_sv if language == "sv" else self.name_en
+
+
+class TeamMember(Base):
+    __tablename__ = "team_member"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), primary_key=True)
+
+
+class TeamChannel(Base):
+    __tablename__ = "team_channel"
+    __table_args__ = (UniqueConstraint("team_id", "platform"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_ref: Mapped[str] = mapped_column(String(64))
+
+    team: Mapped[Team] = relationship(back_populates="channels")
+
+
+class Stage(Base):
+    __tablename__ = "stage"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    name_sv: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    archived_at: Mapped[datetime | None]
+
+    touchpoints: Mapped[list[Touchpoint]] = relationship(
+        back_populates="stage", order_by="Touchpoint.position"
+    )
+    targets: Mapped[list[KpiTarget]] = relationship(back_populates="stage")
+    owner: Mapped[Person | None] = relationship()
+
+    def name(self, language: str) -> str:
+        return self.name_sv if language == "sv" else self.name_en
+
+
+class Touchpoint(Base):
+    __tablename__ = "touchpoint"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    name_sv: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    owner_team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    backup_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    # Per-severity overrides in seconds: {"critical": {"acknowledge": 900}}.
+    sla: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    archived_at: Mapped[datetime | None]
+
+    stage: Mapped[Stage] = relationship(back_populates="touchpoints")
+    owner_team: Mapped[Team | None] = relationship()
+    owner: Mapped[Person | None] = relationship(foreign_keys=[owner_id])
+    backup: Mapped[Person | None] = relationship(foreign_keys=[backup_id])
+
+    def name(self, language: str) -> str:
+        return self.name_sv if language == "sv" else self.name_en
+
+
+class KpiTarget(Base):
+    __tablename__ = "kpi_target"
+
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    target: Mapped[float] = mapped_column(Float)
+
+    stage: Mapped[Stage] = relationship(back_populates="targets")
+
+
+class Outbox(Base):
+    """Every outgoing post is a row first; adapters drain the rows of their platform."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_drain", "platform", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    target_kind: Mapped[str] = mapped_column(String(16))  # "channel" | "user"
+    target_ref: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    platform_ref: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
