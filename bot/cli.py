@@ -16,13 +16,14 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp, utc_now
 from bot.config import Settings
 from bot.domain.journey_map import load_journey_file
 from bot.i18n import CatalogueError, default_catalogue
-from bot.services.journey import current_org, ensure_platform_presence
+from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
 from bot.store.models import Person
@@ -75,23 +76,35 @@ def setup_logging(settings: Settings, to_file: bool = False) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def open_database(settings: Settings, *, migrate: bool) -> tuple[Engine, sessionmaker[Session]]:
-    """Connect, and migrate when asked; a SQLite file is always brought up to date."""
+def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
+    """Connect and bring the schema up to date (a no-op when it already is)."""
     try:
         engine = make_engine(settings.database_url)
         check_connection(engine)
-        if migrate or engine.dialect.name == "sqlite":
-            upgrade(engine)
+        upgrade(engine)
     except DatabaseError as exc:
         fail(str(exc))
     return engine, make_session_factory(engine)
 
 
+def org_defaults(settings: Settings) -> OrgDefaults:
+    return OrgDefaults(time_zone=settings.time_zone, language=settings.language)
+
+
+def load_journey_into(
+    session_factory: sessionmaker[Session], settings: Settings, file: Path, platforms: tuple[str, ...] = ()
+) -> LoadReport:
+    journey = read_journey(file)
+    with session_factory.begin() as session:
+        _, report = apply_journey(
+            session, journey, utc_now(), default_catalogue(), platforms, org_defaults(settings)
+        )
+    return report
+
+
 def load_demo(session_factory: sessionmaker[Session], settings: Settings) -> None:
     """The example journey map (more demo data arrives with each capability)."""
-    journey = read_journey(settings.content_dir / "journey.example.yaml")
-    with session_factory.begin() as session:
-        apply_journey(session, journey, utc_now(), default_catalogue(), implicit_platforms=("console",))
+    load_journey_into(session_factory, settings, settings.content_dir / "journey.example.yaml", ("console",))
 
 
 @app.command()
@@ -128,10 +141,13 @@ def run(
         fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
     interactive = sys.stdin.isatty()
     setup_logging(settings, to_file=interactive)
-    _, session_factory = open_database(settings, migrate=False)
+    _, session_factory = open_database(settings)
     try:
         if demo:
             load_demo(session_factory, settings)
+        elif settings.journey_file is not None:
+            # The file is the source of truth: every start brings the database in line with it.
+            load_journey_into(session_factory, settings, settings.journey_file, ("console",))
         with session_factory.begin() as session:
             org = current_org(session)
             if org is None:
@@ -139,7 +155,7 @@ def run(
             ensure_platform_presence(session, org, "console")
             person = pick_console_person(session, org.id, as_person)
             language = org.language
-        cx = CxApp(session_factory, default_language=language)
+        cx = CxApp(session_factory, default_language=language or settings.language)
     except (JourneyFileError, CatalogueError) as exc:
         fail(str(exc))
     # --no-clock is accepted now so that scripts and the Procfile need no change once the
@@ -174,7 +190,7 @@ def clock() -> None:
     """Run the scheduler alone (weekly tip, weekly digest, SLA sweep)."""
     settings = load_settings()
     setup_logging(settings)
-    open_database(settings, migrate=False)
+    open_database(settings)
     typer.echo("cxbot clock: no scheduled jobs exist yet in this version; nothing to run.")
 
 
@@ -183,7 +199,7 @@ def demo_command() -> None:
     """Load the example journey map and demo data into the database."""
     settings = load_settings()
     setup_logging(settings)
-    _, session_factory = open_database(settings, migrate=True)
+    _, session_factory = open_database(settings)
     try:
         load_demo(session_factory, settings)
     except JourneyFileError as exc:
@@ -196,7 +212,7 @@ def db_upgrade() -> None:
     """Create or migrate the schema to the latest version."""
     settings = load_settings()
     setup_logging(settings)
-    open_database(settings, migrate=True)
+    open_database(settings)
     typer.echo("Database schema is up to date.")
 
 
@@ -227,11 +243,20 @@ def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
-    _, session_factory = open_database(settings, migrate=True)
+    _, session_factory = open_database(settings)
     with session_factory.begin() as session:
-        _, report = apply_journey(session, journey, utc_now(), default_catalogue())
+        _, report = apply_journey(
+            session, journey, utc_now(), default_catalogue(), (), org_defaults(settings)
+        )
     typer.echo(f"{file}: loaded: {report.summary()}")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SQLAlchemyError as exc:
+        # The database went away or refused mid-command: one line for the user, the rest logged.
+        log.exception("database error")
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        typer.echo(f"cxbot: database error: {reason}", err=True)
+        sys.exit(1)

@@ -79,9 +79,14 @@ def enqueue(session: Session, target: Target, message: Message, key: str, now: d
     }
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Outbox).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = session.execute(statement)
-    return bool(result.rowcount)
+    statement = (
+        insert(Outbox)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        # rowcount after ON CONFLICT is not dependable across drivers; a returned id is.
+        .returning(Outbox.id)
+    )
+    return session.execute(statement).first() is not None
 
 
 def person_targets(session: Session, person: Person) -> list[Target]:

@@ -7,7 +7,6 @@ people, SLAs, KPI targets). Everything here is pure: text in, a ``JourneyMap`` o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,8 +94,9 @@ class BusinessHours(_Strict):
 
 class OrgSpec(_Strict):
     name: str = Field(min_length=1)
-    time_zone: TimeZone = "Europe/Stockholm"
-    language: Language = "sv"
+    # Left out, they come from the deployment's settings (CXBOT_TIME_ZONE, CXBOT_LANGUAGE).
+    time_zone: TimeZone | None = None
+    language: Language | None = None
     admins: list[Key] = Field(default_factory=list)
     cx_lead: Key | None = None
     business_hours: BusinessHours | None = None
@@ -359,6 +359,3 @@ def load_journey_file(path: str) -> ParseResult:
         line = raw[: exc.start].count(b"\n") + 1
         return ParseResult(None, [Problem(path, line, "the file is not valid UTF-8")])
     return parse_journey(text, path)
-
-
-KEY_RE = re.compile(KEY_PATTERN)

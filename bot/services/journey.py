@@ -110,13 +110,26 @@ class _Upserter:
         return rows
 
 
-def load_journey(session: Session, journey: JourneyMap, now: datetime) -> tuple[Org, LoadReport]:
+@dataclass(frozen=True)
+class OrgDefaults:
+    """What the deployment's settings say when the journey file is silent."""
+
+    time_zone: str = "Europe/Stockholm"
+    language: str = "sv"
+
+
+BUILT_IN_DEFAULTS = OrgDefaults()
+
+
+def load_journey(
+    session: Session, journey: JourneyMap, now: datetime, defaults: OrgDefaults = BUILT_IN_DEFAULTS
+) -> tuple[Org, LoadReport]:
     report = LoadReport()
     org = session.scalar(select(Org).where(Org.key == ORG_KEY))
     org_values = {
         "name": journey.org.name,
-        "time_zone": journey.org.time_zone,
-        "language": journey.org.language,
+        "time_zone": journey.org.time_zone or defaults.time_zone,
+        "language": journey.org.language or defaults.language,
         "sla": _sla_seconds({**DEFAULT_SLA, **journey.sla}),
         "business_hours": journey.org.business_hours.model_dump() if journey.org.business_hours else None,
     }

@@ -14,7 +14,13 @@ from bot.domain.journey_map import JourneyMap, Problem, load_journey_file
 from bot.i18n import Catalogue
 from bot.messages import Message
 from bot.outbox import post_to_person
-from bot.services.journey import LoadReport, ensure_platform_presence, load_journey
+from bot.services.journey import (
+    BUILT_IN_DEFAULTS,
+    LoadReport,
+    OrgDefaults,
+    ensure_platform_presence,
+    load_journey,
+)
 from bot.store.models import Org, Person
 
 
@@ -37,13 +43,14 @@ def apply_journey(
     now: datetime,
     catalogue: Catalogue,
     implicit_platforms: tuple[str, ...] = (),
+    defaults: OrgDefaults = BUILT_IN_DEFAULTS,
 ) -> tuple[Org, LoadReport]:
     """Load the map and, when anything changed, tell every admin once per distinct change.
 
     ``implicit_platforms`` (the console) address people and teams by key; their presence is
     added before the admins are told, so the notice reaches them there too.
     """
-    org, report = load_journey(session, journey, now)
+    org, report = load_journey(session, journey, now, defaults)
     for platform in implicit_platforms:
         ensure_platform_presence(session, org, platform)
     if report.changed:

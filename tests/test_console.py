@@ -1,0 +1,126 @@
+"""The console bot, driven through stdin as a user would drive it."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.console import ConsoleAdapter, render_message
+from bot.app import CxApp
+from bot.messages import Button, Image, Message, MessageField
+from tests.conftest import Clock
+
+CXBOT = str(Path(sys.executable).with_name("cxbot"))
+
+
+def run_console(app: CxApp, loaded: sessionmaker[Session], lines: list[str], person: str = "anna") -> str:
+    out = io.StringIO()
+    console = ConsoleAdapter(app, loaded, person, out=out, echo=True)
+    assert console.run(lines) == 0
+    return out.getvalue()
+
+
+def test_render_message_numbers_buttons() -> None:
+    numbers = iter(range(5, 10))
+    message = Message(
+        header="Head",
+        text="Body line 1\nBody line 2",
+        fields=[MessageField(label="Short", value="v"), MessageField(label="Long", value="a\nb")],
+        image=Image(alt="trend", path="/tmp/chart.png"),
+        context=["ctx"],
+        buttons=[Button(action_id="a:1", label="Yes"), Button(action_id="a:2", label="No")],
+    )
+    assert render_message(message, lambda b: next(numbers)) == [
+        "## Head",
+        "Body line 1",
+        "Body line 2",
+        "  Short: v",
+        "  Long:",
+        "      a",
+        "      b",
+        "  [image: trend] /tmp/chart.png",
+        "  > ctx",
+        "  [5] Yes  [6] No",
+    ]
+
+
+def test_console_session(app: CxApp, loaded: sessionmaker[Session], clock: Clock) -> None:
+    text = run_console(
+        app,
+        loaded,
+        ["/cx help", "", "/cx journey", "3", "/as fatima", "/cx whoami", "42", "/as ghost", "hello", "/help"],
+    )
+    # The admins' notice of the journey load was queued for the console and is shown, labelled.
+    assert "[to @anna]" not in text  # anna is the CX lead, not an admin
+    assert "[to @elin]" in text and "[to @erik]" in text
+    assert "anna> /cx help" in text and "## cxbot: kundupplevelsen är allas jobb" in text
+    assert "[1] Medvetenhet" in text
+    assert "anna> 3\n" in text and "## 3. Köp" in text  # button 3 pressed
+    assert "You are now fatima." in text
+    assert "## Fatima Hassan" in text and "Language: en" in text
+    assert "There is no button number 42." in text
+    assert "There is no person “ghost” in the journey map." in text
+    assert "Commands start with /cx" in text
+    assert "/as KEY    become another person" in text
+
+
+def test_quit_stops_reading(app: CxApp, loaded: sessionmaker[Session]) -> None:
+    text = run_console(app, loaded, ["/quit", "/cx help"])
+    assert "cxbot: kundupplevelsen" not in text
+
+
+def test_a_100_kb_line(app: CxApp, loaded: sessionmaker[Session]) -> None:
+    text = run_console(app, loaded, ["/cx journey " + "å" * 100_000, "/cx whoami"])
+    assert "Meddelandet är 100012 tecken långt" in text
+    assert "## Anna Lindqvist" in text  # the bot carries on
+    assert len(text) < 5000  # and never echoes the whole line back
+
+
+def cli_env(bare_engine: Engine, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXBOT_", "SLACK_", "DISCORD_"))}
+    url = bare_engine.url.render_as_string(hide_password=False)
+    if bare_engine.dialect.name == "postgresql":
+        # Each test has a schema of its own; the child process finds it through the URL.
+        with bare_engine.connect() as connection:
+            current = connection.exec_driver_sql("select current_schema()").scalar()
+        url += f"?options=-csearch_path%3D{current}"
+    env["CXBOT_DATABASE_URL"] = url
+    return env
+
+
+def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CXBOT, "run", "--adapter", "console", "--demo"],
+        input="/cx help\n/cx journey\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(bare_engine, tmp_path),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "## cxbot: kundupplevelsen är allas jobb" in result.stdout
+    assert "## Kundresan: Nordljus Energi AB" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stdin", ["", "\n\n   \n"])
+def test_empty_input_exits_0(bare_engine: Engine, tmp_path: Path, stdin: str) -> None:
+    result = subprocess.run(
+        [CXBOT, "run", "--adapter", "console", "--demo", "--as", "erik"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(bare_engine, tmp_path),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[to @erik]" in result.stdout  # the journey-load notice reaches the admin

@@ -1,0 +1,173 @@
+"""The outbox: one row per post, never twice, retried with backoff, recovered after a crash."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import outbox
+from bot.messages import Button, Message
+from bot.outbox import DeliveryError, Post, Target, claim, drain, enqueue
+from bot.store.models import Outbox, Person, Team
+from tests.conftest import NOW, Clock
+
+HELLO = Message(header="Hello", text="world", buttons=[Button(action_id="x:1", label="X")])
+CHANNEL = Target("console", "channel", "#web")
+
+
+class RecordingSender:
+    def __init__(self, fail_with: DeliveryError | Exception | None = None) -> None:
+        self.sent: list[Post] = []
+        self.fail_with = fail_with
+
+    def send(self, post: Post) -> str | None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(post)
+        return f"ref-{post.id}"
+
+
+def rows(session_factory: sessionmaker[Session]) -> list[Outbox]:
+    with session_factory() as session:
+        return list(session.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+def test_same_key_is_queued_once(session_factory: sessionmaker[Session]) -> None:
+    with session_factory.begin() as session:
+        assert enqueue(session, CHANNEL, HELLO, "k1", NOW) is True
+        assert enqueue(session, CHANNEL, HELLO, "k1", NOW) is False
+    with session_factory.begin() as session:
+        assert enqueue(session, CHANNEL, HELLO, "k1", NOW) is False
+    assert len(rows(session_factory)) == 1
+
+
+def test_drain_delivers_and_records_the_reference(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "k1", NOW)
+        enqueue(session, Target("slack", "channel", "C1"), HELLO, "k2", NOW)
+    sender = RecordingSender()
+    delivered = drain(session_factory, "console", sender, clock)
+    assert [p.idempotency_key for p in delivered] == ["k1"]
+    assert sender.sent[0].message == HELLO  # the payload survives the JSON round trip
+    [console_row, slack_row] = rows(session_factory)
+    assert (console_row.status, console_row.platform_ref, console_row.sent_at) == (
+        "sent",
+        f"ref-{console_row.id}",
+        NOW,
+    )
+    assert slack_row.status == "pending"
+    assert drain(session_factory, "console", sender, clock) == []
+
+
+def test_retryable_failure_backs_off_then_succeeds(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "k1", NOW)
+    failing = RecordingSender(DeliveryError("429 rate limited", retryable=True, retry_after=30))
+    assert drain(session_factory, "console", failing, clock) == []
+    [row] = rows(session_factory)
+    assert (row.status, row.attempts, row.next_attempt_at, row.last_error) == (
+        "pending",
+        1,
+        NOW + timedelta(seconds=30),
+        "429 rate limited",
+    )
+    ok = RecordingSender()
+    assert drain(session_factory, "console", ok, clock) == []  # not due yet
+    clock.now = NOW + timedelta(seconds=31)
+    assert len(drain(session_factory, "console", ok, clock)) == 1
+    assert rows(session_factory)[0].status == "sent"
+
+
+def test_permanent_failure_and_exhausted_retries_end_failed(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "permanent", NOW)
+    drain(
+        session_factory,
+        "console",
+        RecordingSender(DeliveryError("channel_not_found", retryable=False)),
+        clock,
+    )
+    assert rows(session_factory)[0].status == "failed"
+
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "flaky", NOW)
+    broken = RecordingSender(RuntimeError("sender bug"))
+    for _ in range(outbox.MAX_ATTEMPTS):
+        clock.now += timedelta(hours=1)
+        drain(session_factory, "console", broken, clock)
+    flaky = rows(session_factory)[1]
+    assert (flaky.status, flaky.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+    assert "sender bug" in (flaky.last_error or "")
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    waits = [outbox.backoff(n).total_seconds() for n in range(1, 10)]
+    assert waits[:4] == [5, 10, 20, 40]
+    assert max(waits) == 600
+
+
+def test_a_sender_that_died_mid_post_is_retried_after_the_lease(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "k1", NOW)
+    [claimed] = claim(session_factory, "console", NOW)  # ...and the process dies here
+    assert claim(session_factory, "console", NOW + timedelta(seconds=30)) == []
+    clock.now = NOW + outbox.LEASE + timedelta(seconds=1)
+    sender = RecordingSender()
+    drain(session_factory, "console", sender, clock)
+    assert [p.id for p in sender.sent] == [claimed.id]
+    assert rows(session_factory)[0].attempts == 2
+
+
+def test_posts_fan_out_to_every_identity_and_channel(loaded: sessionmaker[Session]) -> None:
+    with loaded.begin() as session:
+        anna = session.scalar(select(Person).where(Person.key == "anna"))
+        web = session.scalar(select(Team).where(Team.key == "web"))
+        assert anna is not None and web is not None
+        people = outbox.post_to_person(session, anna, lambda lang: HELLO, "sv", "dm:1", NOW)
+        teams = outbox.post_to_team(session, web, lambda lang: HELLO, "sv", "team:1", NOW)
+        again = outbox.post_to_person(session, anna, lambda lang: HELLO, "sv", "dm:1", NOW)
+        assert (people, teams, again) == (3, 3, 0)  # slack, discord, console each
+        targets = session.execute(
+            select(Outbox.platform, Outbox.target_kind).where(Outbox.idempotency_key.like("dm:1:%"))
+        ).all()
+        assert sorted(targets) == [("console", "user"), ("discord", "user"), ("slack", "user")]
+
+
+@pytest.mark.postgres
+def test_concurrent_senders_never_claim_the_same_row(pg_session_factory: sessionmaker[Session]) -> None:
+    session_factory = pg_session_factory
+    with session_factory.begin() as session:
+        for n in range(200):
+            enqueue(session, CHANNEL, HELLO, f"k{n}", NOW)
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while batch := claim(session_factory, "console", NOW, limit=7):
+            mine += [p.id for p in batch]
+        claimed.append(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    everything = [i for mine in claimed for i in mine]
+    assert len(everything) == 200
+    assert len(set(everything)) == 200
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Outbox).where(Outbox.attempts != 1)) == 0
