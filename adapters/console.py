@@ -13,13 +13,15 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import CxApp, excerpt, language_for
+from bot.app import CxApp, excerpt, language_for, utc_now
+from bot.domain.durations import parse_duration
 from bot.messages import Button, Click, Invocation, Message, Reply, Visibility
 from bot.outbox import Post, drain
 from bot.services.journey import current_org
@@ -55,6 +57,16 @@ def render_message(message: Message, number_button: Callable[[Button], int]) -> 
     return lines
 
 
+class ConsoleClock:
+    """The real time, which ``/clock +2h`` can move forward to see deadlines pass."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+
 @dataclass(frozen=True)
 class NumberedButton:
     button: Button
@@ -73,6 +85,7 @@ class ConsoleAdapter:
         channel_id: str = "#cx",
         echo: bool = False,
         clock: Callable[[], datetime] | None = None,
+        on_tick: Callable[[], object] | None = None,
     ) -> None:
         self.app = app
         self.session_factory = session_factory
@@ -81,6 +94,8 @@ class ConsoleAdapter:
         self.channel_id = channel_id
         self.echo = echo
         self.clock = clock or app.clock
+        # What the clock process would do now (the SLA sweep); run after /clock moves time.
+        self.on_tick = on_tick
         self.buttons: dict[int, NumberedButton] = {}
 
     # --- the loop ----------------------------------------------------------------------
@@ -110,6 +125,8 @@ class ConsoleAdapter:
             self.switch_person(line[3:].strip())
         elif line in ("/help", "/?"):
             self.write(self.console_help())
+        elif line.startswith("/clock"):
+            self.move_clock(line[6:].strip())
         elif line.lower().startswith("/cx") or line.lower() == "cx":
             self.show(self.app.dispatch(self.invocation(line)), "you")
         else:
@@ -170,6 +187,28 @@ class ConsoleAdapter:
         self.person_key = key
         self.write(self.app.catalogue.text(self.language_hint(), "console.now_as", key=key))
 
+    def move_clock(self, amount: str) -> None:
+        language = self.language_hint()
+        if not isinstance(self.clock, ConsoleClock):
+            self.write(self.app.catalogue.text(language, "console.clock_fixed"))
+            return
+        try:
+            step = parse_duration(amount.lstrip("+")) if amount else timedelta(0)
+        except ValueError:
+            log.info("console: bad /clock amount %r", excerpt(amount))
+            self.write(self.app.catalogue.text(language, "console.clock_usage"))
+            return
+        self.clock.offset += step
+        if self.on_tick is not None:
+            self.on_tick()
+        shown = self.clock().astimezone(self.zone()).strftime("%Y-%m-%d %H:%M")
+        self.write(self.app.catalogue.text(language, "console.clock_now", now=shown))
+
+    def zone(self) -> ZoneInfo:
+        with self.session_factory() as session:
+            org = current_org(session)
+            return ZoneInfo(org.time_zone if org is not None else "UTC")
+
     def deliver_posts(self) -> None:
         drain(self.session_factory, PLATFORM, self, self.clock, limit=1000)
 
@@ -177,8 +216,17 @@ class ConsoleAdapter:
 
     def send(self, post: Post) -> str | None:
         where = f"@{post.target.ref}" if post.target.kind == "user" else post.target.ref
+        if post.edit_ref is not None:
+            # Chat platforms edit the earlier message in place; a terminal can only say so.
+            self.write_block(
+                f"{post.edit_ref} in {where}, updated",
+                post.message,
+                channel_id=where,
+                message_ref=post.edit_ref,
+            )
+            return post.edit_ref
         ref = f"console-{post.id}"
-        self.write_block(f"to {where}", post.message, channel_id=where, message_ref=ref)
+        self.write_block(f"{ref} to {where}", post.message, channel_id=where, message_ref=ref)
         return ref
 
     # --- output --------------------------------------------------------------------------

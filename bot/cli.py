@@ -23,6 +23,7 @@ from bot.app import CxApp, utc_now
 from bot.config import Settings
 from bot.domain.journey_map import load_journey_file
 from bot.i18n import CatalogueError, default_catalogue
+from bot.scheduler import build_scheduler, run_sla_sweep
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
@@ -141,7 +142,10 @@ def run(
         fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
     interactive = sys.stdin.isatty()
     setup_logging(settings, to_file=interactive)
-    _, session_factory = open_database(settings)
+    engine, session_factory = open_database(settings)
+    from adapters.console import ConsoleAdapter, ConsoleClock, interactive_lines  # composition root
+
+    clock_now = ConsoleClock()
     try:
         if demo:
             load_demo(session_factory, settings)
@@ -154,19 +158,32 @@ def run(
                 fail("no journey map is loaded; run `cxbot journey load FILE` or add --demo")
             ensure_platform_presence(session, org, "console")
             person = pick_console_person(session, org.id, as_person)
-            language = org.language
-        cx = CxApp(session_factory, default_language=language or settings.language)
+            language, time_zone = org.language, org.time_zone
+        cx = CxApp(session_factory, clock=clock_now, default_language=language or settings.language)
     except (JourneyFileError, CatalogueError) as exc:
         fail(str(exc))
-    # --no-clock is accepted now so that scripts and the Procfile need no change once the
-    # scheduler's jobs arrive; this version has no jobs to run.
-    del no_clock
-    from adapters.console import ConsoleAdapter, interactive_lines  # the composition root only
-
-    console = ConsoleAdapter(cx, session_factory, person, echo=not interactive, channel_id=channel)
+    console = ConsoleAdapter(
+        cx,
+        session_factory,
+        person,
+        echo=not interactive,
+        channel_id=channel,
+        clock=clock_now,
+        on_tick=lambda: run_sla_sweep(session_factory, clock_now),
+    )
+    scheduler = None
+    if not no_clock:
+        scheduler, leadership = build_scheduler(engine, session_factory, clock_now, time_zone, blocking=False)
+        scheduler.start()
     if interactive:
         typer.echo(f"cxbot console: you are {person}. /cx help for commands, /help for the console's own.")
-    raise typer.Exit(console.run(interactive_lines(console) if interactive else sys.stdin))
+    try:
+        code = console.run(interactive_lines(console) if interactive else sys.stdin)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+            leadership.release()
+    raise typer.Exit(code)
 
 
 def pick_console_person(session: Session, org_id: int, wanted: str | None) -> str:
@@ -190,8 +207,18 @@ def clock() -> None:
     """Run the scheduler alone (weekly tip, weekly digest, SLA sweep)."""
     settings = load_settings()
     setup_logging(settings)
-    open_database(settings)
-    typer.echo("cxbot clock: no scheduled jobs exist yet in this version; nothing to run.")
+    engine, session_factory = open_database(settings)
+    with session_factory() as session:
+        org = current_org(session)
+        time_zone = org.time_zone if org is not None else settings.time_zone
+    scheduler, leadership = build_scheduler(engine, session_factory, utc_now, time_zone, blocking=True)
+    log.info("clock: starting (time zone %s)", time_zone)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        leadership.release()
 
 
 @app.command("demo")

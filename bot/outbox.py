@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.messages import Message
 from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
@@ -47,6 +47,8 @@ class Post:
     message: Message
     idempotency_key: str
     attempts: int
+    # Set when this post edits an earlier one: that post's platform reference.
+    edit_ref: str | None = None
 
 
 class DeliveryError(Exception):
@@ -64,9 +66,22 @@ class Sender(Protocol):
         ...
 
 
-def enqueue(session: Session, target: Target, message: Message, key: str, now: datetime) -> bool:
+def enqueue(
+    session: Session,
+    target: Target,
+    message: Message,
+    key: str,
+    now: datetime,
+    *,
+    topic: str | None = None,
+    update_of: int | None = None,
+    language: str | None = None,
+) -> bool:
     """Queue one post; False when the key was queued before (nothing is written then)."""
     values = {
+        "topic": topic,
+        "language": language,
+        "update_of_id": update_of,
         "idempotency_key": key,
         "platform": target.platform,
         "target_kind": target.kind,
@@ -110,11 +125,12 @@ def post_to_person(
     language: str,
     key: str,
     now: datetime,
+    topic: str | None = None,
 ) -> int:
     """Queue a direct message on every platform where the person has an identity."""
     message = compose(language)
     return sum(
-        enqueue(session, target, message, f"{key}:{target}", now)
+        enqueue(session, target, message, f"{key}:{target}", now, topic=topic, language=language)
         for target in person_targets(session, person)
     )
 
@@ -126,33 +142,74 @@ def post_to_team(
     language: str,
     key: str,
     now: datetime,
+    topic: str | None = None,
 ) -> int:
     """Queue a post in the team's channel on every platform where it has one."""
     message = compose(language)
     return sum(
-        enqueue(session, target, message, f"{key}:{target}", now) for target in team_targets(session, team)
+        enqueue(session, target, message, f"{key}:{target}", now, topic=topic, language=language)
+        for target in team_targets(session, team)
     )
+
+
+def edit_posts(
+    session: Session,
+    topic: str,
+    compose: Callable[[str], Message],
+    fallback_language: str,
+    key: str,
+    now: datetime,
+) -> int:
+    """Queue an edit of every post about ``topic`` (not of earlier edits), each in its language."""
+    originals = session.scalars(
+        select(Outbox).where(Outbox.topic == topic, Outbox.update_of_id.is_(None)).order_by(Outbox.id)
+    ).all()
+    messages: dict[str, Message] = {}
+    queued = 0
+    for row in originals:
+        language = row.language or fallback_language
+        if language not in messages:
+            messages[language] = compose(language)
+        queued += enqueue(
+            session,
+            Target(row.platform, row.target_kind, row.target_ref),
+            messages[language],
+            f"{key}:edit:{row.id}",
+            now,
+            topic=topic,
+            update_of=row.id,
+            language=language,
+        )
+    return queued
 
 
 def claim(
     session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50
 ) -> list[Post]:
     """Take up to ``limit`` due rows for one platform under a lease, in their own transaction."""
+    original = aliased(Outbox)
     with session_factory.begin() as session:
         due = (
             select(Outbox)
+            .outerjoin(original, Outbox.update_of_id == original.id)
             .where(
                 Outbox.platform == platform,
-                or_(
-                    (Outbox.status == PENDING) & (Outbox.next_attempt_at <= now),
-                    (Outbox.status == SENDING) & (Outbox.next_attempt_at <= now),
-                ),
+                Outbox.status.in_((PENDING, SENDING)),
+                Outbox.next_attempt_at <= now,
+                # An edit waits until the post it edits has been delivered.
+                or_(Outbox.update_of_id.is_(None), original.status == SENT),
             )
             .order_by(Outbox.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=Outbox, skip_locked=True)
         )
         rows = session.scalars(due).all()
+        edited = {
+            row.id: row.platform_ref
+            for row in session.scalars(
+                select(Outbox).where(Outbox.id.in_({r.update_of_id for r in rows if r.update_of_id}))
+            )
+        }
         posts = []
         for row in rows:
             row.status = SENDING
@@ -166,6 +223,7 @@ def claim(
                     message=Message.model_validate(row.payload),
                     idempotency_key=row.idempotency_key,
                     attempts=row.attempts,
+                    edit_ref=edited.get(row.update_of_id) if row.update_of_id else None,
                 )
             )
         return posts

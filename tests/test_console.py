@@ -58,8 +58,8 @@ def test_console_session(app: CxApp, loaded: sessionmaker[Session], clock: Clock
         ["/cx help", "", "/cx journey", "3", "/as fatima", "/cx whoami", "42", "/as ghost", "hello", "/help"],
     )
     # The admins' notice of the journey load was queued for the console and is shown, labelled.
-    assert "[to @anna]" not in text  # anna is the CX lead, not an admin
-    assert "[to @elin]" in text and "[to @erik]" in text
+    assert " to @anna]" not in text  # anna is the CX lead, not an admin
+    assert " to @elin]" in text and " to @erik]" in text
     assert "anna> /cx help" in text and "## cxbot: kundupplevelsen är allas jobb" in text
     assert "[1] Medvetenhet" in text
     assert "anna> 3\n" in text and "## 3. Köp" in text  # button 3 pressed
@@ -123,4 +123,4 @@ def test_empty_input_exits_0(bare_engine: Engine, tmp_path: Path, stdin: str) ->
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "[to @erik]" in result.stdout  # the journey-load notice reaches the admin
+    assert " to @erik]" in result.stdout  # the journey-load notice reaches the admin

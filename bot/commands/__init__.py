@@ -6,9 +6,9 @@ from bot.app import Registry
 
 
 def default_registry() -> Registry:
-    from bot.commands import general, journey
+    from bot.commands import general, issues, journey
 
     registry = Registry()
-    for module in (general, journey):
+    for module in (general, journey, issues):
         module.register(registry)
     return registry

@@ -236,3 +236,101 @@ class Outbox(Base):
     platform_ref: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # What the post is about (e.g. "issue:42:routed"), so it can be found and edited later,
+    # and the language it was written in, so an edit speaks the same language.
+    topic: Mapped[str | None] = mapped_column(String(64), index=True)
+    language: Mapped[str | None] = mapped_column(String(2))
+    # An edit of an earlier post: sent once that post has a platform reference to edit.
+    update_of_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+
+
+class Issue(Base):
+    """A problem at a touchpoint, routed to its owner. Who reported it lives in IssueFollower."""
+
+    __tablename__ = "issue"
+    __table_args__ = (
+        Index("ix_issue_touchpoint_status", "touchpoint_id", "status"),
+        Index("ix_issue_status_ack_due", "status", "ack_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    touchpoint_id: Mapped[int] = mapped_column(ForeignKey("touchpoint.id"))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    description: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    customer_impact: Mapped[str | None] = mapped_column(Text)
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    assignee_team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    affected_count: Mapped[int] = mapped_column(default=1)
+    reported_at: Mapped[datetime]
+    source_platform: Mapped[str] = mapped_column(String(16))
+    ack_due_at: Mapped[datetime]
+    resolve_due_at: Mapped[datetime]
+    # First acknowledgement and first resolution: a reopen does not restart them (time-to KPIs).
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    last_resolved_at: Mapped[datetime | None]
+    root_cause: Mapped[str | None] = mapped_column(String(32))
+    action_taken: Mapped[str | None] = mapped_column(Text)
+    reminded_at: Mapped[datetime | None]
+    escalation_level: Mapped[int] = mapped_column(default=0)
+    resolve_breach_noted_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    touchpoint: Mapped[Touchpoint] = relationship()
+    stage: Mapped[Stage] = relationship()
+    assignee: Mapped[Person | None] = relationship()
+    assignee_team: Mapped[Team | None] = relationship()
+    events: Mapped[list[IssueEvent]] = relationship(back_populates="issue", order_by="IssueEvent.id")
+
+
+class IssueEvent(Base):
+    """The audit trail: every change with who and when. ``actor_id`` is null for the system and
+    for an anonymous reporter."""
+
+    __tablename__ = "issue_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    issue: Mapped[Issue] = relationship(back_populates="events")
+    actor: Mapped[Person | None] = relationship()
+
+
+class IssueFollower(Base):
+    """People told of an issue's outcome: its reporter and everyone who added a +1.
+
+    Kept apart from the issue so that an anonymous reporter is never shown with it: only the
+    notification code reads this table, and never for display.
+    """
+
+    __tablename__ = "issue_follower"
+    __table_args__ = (UniqueConstraint("issue_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # "reporter" | "affected"
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    joined_at: Mapped[datetime]
+
+
+class ReportDraft(Base):
+    """A report waiting for the reporter to pick a touchpoint or answer "+1 to #N?"."""
+
+    __tablename__ = "report_draft"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,0 +1,282 @@
+"""How an issue looks: the routed post, notices, details with the timeline, lists.
+
+Every user-provided text passes through ``defuse_mentions`` before it is shown. An anonymous
+reporter is never named here, whoever is looking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.domain.issues import ROOT_CAUSES, IssueStatus, defuse_mentions
+from bot.i18n import Catalogue
+from bot.messages import Button, Message, MessageField
+from bot.store.models import Issue, IssueEvent, KpiTarget, Org, Person
+
+METRIC_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "fcr": "FCR", "churn": "Churn", "aht": "AHT"}
+
+
+def local_time(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+def cause_list() -> str:
+    return ", ".join(ROOT_CAUSES)
+
+
+def title(catalogue: Catalogue, language: str, issue: Issue) -> str:
+    return catalogue.text(
+        language,
+        "issues.title",
+        number=issue.id,
+        touchpoint=issue.touchpoint.name(language),
+        severity=catalogue.text(language, f"issues.severity.{issue.severity}"),
+    )
+
+
+def _reporter(session: Session, catalogue: Catalogue, language: str, issue: Issue) -> str:
+    if issue.anonymous:
+        return catalogue.text(language, "issues.anonymous")
+    event = session.scalar(
+        select(IssueEvent).where(IssueEvent.issue_id == issue.id, IssueEvent.kind == "reported")
+    )
+    return event.actor.name if event is not None and event.actor is not None else "–"
+
+
+def _assignee(catalogue: Catalogue, language: str, issue: Issue) -> str:
+    parts = []
+    if issue.assignee_team is not None:
+        parts.append(issue.assignee_team.name(language))
+    if issue.assignee is not None:
+        parts.append(issue.assignee.name)
+    return " · ".join(parts) or catalogue.text(language, "journey.no_owner")
+
+
+def stage_context(session: Session, catalogue: Catalogue, language: str, issue: Issue) -> str:
+    """Why it matters: the stage's open issues and its KPI targets."""
+    open_count = session.scalar(
+        select(func.count())
+        .select_from(Issue)
+        .where(Issue.stage_id == issue.stage_id, Issue.status != IssueStatus.RESOLVED)
+    )
+    targets = session.scalars(
+        select(KpiTarget).where(KpiTarget.stage_id == issue.stage_id).order_by(KpiTarget.metric)
+    )
+    target_text = ", ".join(f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in targets)
+    text = catalogue.text(language, "issues.stage_open", count=open_count or 0)
+    if target_text:
+        text += " · " + catalogue.text(language, "journey.targets", targets=target_text)
+    return text
+
+
+def routed_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
+    def t(key: str, **values: object) -> str:
+        return catalogue.text(language, key, **values)
+
+    fields = [
+        MessageField(label=t("issues.field.stage"), value=issue.stage.name(language)),
+        MessageField(label=t("issues.field.status"), value=t(f"issues.status.{issue.status}")),
+        MessageField(label=t("issues.field.assignee"), value=_assignee(catalogue, language, issue)),
+        MessageField(label=t("issues.field.reporter"), value=_reporter(session, catalogue, language, issue)),
+    ]
+    if issue.affected_count > 1:
+        fields.append(MessageField(label=t("issues.field.affected"), value=str(issue.affected_count)))
+    if issue.customer_impact:
+        fields.append(
+            MessageField(label=t("issues.field.impact"), value=defuse_mentions(issue.customer_impact))
+        )
+    if issue.status == IssueStatus.RESOLVED:
+        fields.append(
+            MessageField(label=t("issues.field.root_cause"), value=t(f"issues.cause.{issue.root_cause}"))
+        )
+        fields.append(
+            MessageField(label=t("issues.field.action"), value=defuse_mentions(issue.action_taken or ""))
+        )
+    else:
+        if issue.status == IssueStatus.OPEN:
+            fields.append(
+                MessageField(
+                    label=t("issues.field.ack_due"), value=local_time(issue.ack_due_at, org.time_zone)
+                )
+            )
+        fields.append(
+            MessageField(
+                label=t("issues.field.resolve_due"), value=local_time(issue.resolve_due_at, org.time_zone)
+            )
+        )
+    prefix = f"issue:{issue.id}"
+    if issue.status == IssueStatus.RESOLVED:
+        buttons = [
+            Button(action_id=f"{prefix}:reopen", label=t("issues.button.reopen")),
+            Button(action_id=f"{prefix}:details", label=t("issues.button.details")),
+        ]
+    else:
+        buttons = [
+            *(
+                [Button(action_id=f"{prefix}:ack", label=t("issues.button.ack"), style="primary")]
+                if issue.status == IssueStatus.OPEN
+                else []
+            ),
+            Button(action_id=f"{prefix}:resolve", label=t("issues.button.resolve")),
+            Button(action_id=f"{prefix}:reassign", label=t("issues.button.reassign")),
+            Button(action_id=f"{prefix}:details", label=t("issues.button.details")),
+        ]
+    return Message(
+        header=title(catalogue, language, issue),
+        text=defuse_mentions(issue.description),
+        fields=fields,
+        context=[stage_context(session, catalogue, language, issue)],
+        buttons=buttons,
+    )
+
+
+def follower_notice(catalogue: Catalogue, language: str, issue: Issue, what: str, actor: Person) -> Message:
+    def t(key: str, **values: object) -> str:
+        return catalogue.text(language, key, **values)
+
+    touchpoint = issue.touchpoint.name(language)
+    if what == "resolve":
+        return Message(
+            header=t("issues.notice.resolved_header", number=issue.id),
+            text=t("issues.notice.resolved", number=issue.id, touchpoint=touchpoint, name=actor.name),
+            fields=[
+                MessageField(label=t("issues.field.action"), value=defuse_mentions(issue.action_taken or "")),
+                MessageField(label=t("issues.field.root_cause"), value=t(f"issues.cause.{issue.root_cause}")),
+            ],
+            context=[t("issues.notice.thanks")],
+        )
+    key = {"ack": "issues.notice.acknowledged", "reopen": "issues.notice.reopened"}[what]
+    return Message(text=t(key, number=issue.id, touchpoint=touchpoint, name=actor.name))
+
+
+def joined_notice(catalogue: Catalogue, language: str, issue: Issue) -> Message:
+    return Message(
+        text=catalogue.text(
+            language,
+            "issues.notice.joined",
+            number=issue.id,
+            touchpoint=issue.touchpoint.name(language),
+            count=issue.affected_count,
+        )
+    )
+
+
+def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org) -> str:
+    who = (
+        event.actor.name
+        if event.actor is not None
+        else catalogue.text(language, f"issues.actor.{event.kind}")
+    )
+    data = event.data or {}
+    detail = data.get("to_person") or data.get("to_team") or data.get("to") or ""
+    if event.kind == "resolved":
+        detail = catalogue.text(language, f"issues.cause.{data.get('root_cause', 'other')}")
+    text = catalogue.text(language, f"issues.event.{event.kind}", who=who, detail=detail)
+    return f"{local_time(event.at, org.time_zone)}  {text}"
+
+
+def detail_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
+    routed = routed_message(session, catalogue, language, issue, org)
+    events = session.scalars(
+        select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id)
+    )
+    timeline = "\n".join(_event_line(catalogue, language, e, org) for e in events)
+    return routed.model_copy(
+        update={
+            "fields": [
+                *routed.fields,
+                MessageField(label=catalogue.text(language, "issues.field.timeline"), value=timeline),
+            ],
+            "buttons": [b for b in routed.buttons if not b.action_id.endswith(":details")],
+        }
+    )
+
+
+def list_message(
+    catalogue: Catalogue, language: str, kind: str, issues: Sequence[Issue], org: Org, now: datetime
+) -> Message:
+    def t(key: str, **values: object) -> str:
+        return catalogue.text(language, key, **values)
+
+    if not issues:
+        return Message(text=t("issues.list_empty"))
+    fields = []
+    for issue in issues:
+        late = (issue.status == IssueStatus.OPEN and issue.ack_due_at < now) or (
+            issue.status != IssueStatus.RESOLVED and issue.resolve_due_at < now
+        )
+        status = t(f"issues.status.{issue.status}") + (" · " + t("issues.overdue") if late else "")
+        fields.append(
+            MessageField(
+                label=title(catalogue, language, issue),
+                value=f"{status} · {defuse_mentions(_short(issue.description))}",
+            )
+        )
+    return Message(
+        header=t("issues.list_header", count=len(issues)),
+        fields=fields,
+        context=[t("issues.list_hint")],
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def reminder_message(catalogue: Catalogue, language: str, issues: Sequence[Issue], org: Org) -> Message:
+    return Message(
+        header=catalogue.text(language, "issues.reminder_header", count=len(issues)),
+        fields=[
+            MessageField(
+                label=title(catalogue, language, issue),
+                value=catalogue.text(
+                    language, "issues.reminder_line", due=local_time(issue.ack_due_at, org.time_zone)
+                ),
+            )
+            for issue in issues
+        ],
+        buttons=[
+            Button(
+                action_id=f"issue:{issue.id}:ack",
+                label=f"{catalogue.text(language, 'issues.button.ack')} #{issue.id}",
+            )
+            for issue in issues[:5]
+        ],
+    )
+
+
+def escalation_message(catalogue: Catalogue, language: str, issue: Issue, org: Org, breach: str) -> Message:
+    key = "issues.escalated" if breach == "acknowledge" else "issues.overdue_notice"
+    due = issue.ack_due_at if breach == "acknowledge" else issue.resolve_due_at
+    return Message(
+        header=title(catalogue, language, issue),
+        text=catalogue.text(language, key, number=issue.id, due=local_time(due, org.time_zone)),
+        fields=[
+            MessageField(
+                label=catalogue.text(language, "issues.field.assignee"),
+                value=_assignee(catalogue, language, issue),
+            )
+        ],
+        buttons=[
+            Button(
+                action_id=f"issue:{issue.id}:ack",
+                label=catalogue.text(language, "issues.button.ack"),
+                style="primary",
+            ),
+            Button(
+                action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details")
+            ),
+        ]
+        if issue.status == IssueStatus.OPEN
+        else [
+            Button(
+                action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details")
+            )
+        ],
+    )
