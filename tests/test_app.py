@@ -40,7 +40,15 @@ def test_parse_command(text: str, parsed: tuple[str, str]) -> None:
 def test_help_lists_every_command(app: CxApp) -> None:
     reply = say(app, "/cx help")
     assert reply.message.header == "cxbot: kundupplevelsen är allas jobb"
-    assert field_labels(reply) == ["/cx help", "/cx whoami", "/cx lang sv|en", "/cx journey [stage]"]
+    assert field_labels(reply) == [
+        "/cx help",
+        "/cx whoami",
+        "/cx lang sv|en",
+        "/cx journey [stage]",
+        "/cx report [severity] [anonymous] <touchpoint>: <what happened>",
+        "/cx issues [mine|open|overdue|team <t>|touchpoint <tp>]",
+        "/cx issue <n> [ack|resolve <cause>: <action>|reopen|reassign <person>]",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "   ", "/cx"])
