@@ -86,6 +86,8 @@ _ANONYMOUS_WORDS = {"anonymous", "anonymt", "anonym", "anon"}
 _IMPACT = re.compile(r"\s*\|\s*(?:impact|påverkan|kundpåverkan)\s*:\s*", re.IGNORECASE)
 # A touchpoint name before the colon is short; a longer prefix is part of the description.
 _MAX_NAME = 60
+# The colon after a touchpoint's name; one between digits is a time of day ("10:30").
+_SEPARATOR = re.compile(r"(?<!\d):|:(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,11 @@ def parse_report(text: str) -> ReportRequest:
     if len(parts) == 2:
         rest, impact = parts[0].strip(), parts[1].strip() or None
     touchpoint = None
-    head, colon, tail = rest.partition(":")
-    if colon and 0 < len(head.strip()) <= _MAX_NAME and "\n" not in head:
-        touchpoint, rest = head.strip(), tail.strip()
+    separator = _SEPARATOR.search(rest)
+    if separator is not None:
+        head, tail = rest[: separator.start()], rest[separator.end() :]
+        if 0 < len(head.strip()) <= _MAX_NAME and "\n" not in head:
+            touchpoint, rest = head.strip(), tail.strip()
     return ReportRequest(touchpoint, rest, severity, anonymous, impact)
 
 
