@@ -166,9 +166,7 @@ class ConsoleAdapter:
     def switch_person(self, key: str) -> None:
         with self.session_factory() as session:
             known = session.scalar(
-                select(Identity.external_user_id).where(
-                    Identity.platform == PLATFORM, Identity.external_user_id == key
-                )
+                select(Identity.external_user_id).where(Identity.platform == PLATFORM, Identity.external_user_id == key)
             )
             everyone = session.scalars(
                 select(Person.key).join(Identity).where(Identity.platform == PLATFORM).order_by(Person.key)
@@ -232,11 +230,7 @@ class ConsoleAdapter:
     # --- output --------------------------------------------------------------------------
 
     def show(self, reply: Reply, audience: str) -> None:
-        label = (
-            "to you (only you see this)"
-            if reply.visibility is Visibility.EPHEMERAL
-            else f"in {self.channel_id}"
-        )
+        label = "to you (only you see this)" if reply.visibility is Visibility.EPHEMERAL else f"in {self.channel_id}"
         self.write_block(label, reply.message, channel_id=self.channel_id, message_ref=None)
 
     def write_block(self, label: str, message: Message, *, channel_id: str, message_ref: str | None) -> None:

@@ -97,9 +97,7 @@ def load_journey_into(
 ) -> LoadReport:
     journey = read_journey(file)
     with session_factory.begin() as session:
-        _, report = apply_journey(
-            session, journey, utc_now(), default_catalogue(), platforms, org_defaults(settings)
-        )
+        _, report = apply_journey(session, journey, utc_now(), default_catalogue(), platforms, org_defaults(settings))
     return report
 
 
@@ -112,19 +110,13 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings) -> Non
 def run(
     adapter: Annotated[
         AdapterName,
-        typer.Option(
-            help="Where to talk: auto picks Slack or Discord when their tokens are set, else the console."
-        ),
+        typer.Option(help="Where to talk: auto picks Slack or Discord when their tokens are set, else the console."),
     ] = AdapterName.AUTO,
-    demo: Annotated[
-        bool, typer.Option("--demo", help="Load the example journey map and demo data first.")
-    ] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Load the example journey map and demo data first.")] = False,
     as_person: Annotated[
         str | None, typer.Option("--as", help="Console: the person (key from the journey map) you are.")
     ] = None,
-    no_clock: Annotated[
-        bool, typer.Option("--no-clock", help="Do not run the scheduler in this process.")
-    ] = False,
+    no_clock: Annotated[bool, typer.Option("--no-clock", help="Do not run the scheduler in this process.")] = False,
     channel: Annotated[str, typer.Option(help="Console: the channel you type in.")] = "#cx",
 ) -> None:
     """Run the bot: adapters and (unless --no-clock) the scheduler."""
@@ -272,9 +264,7 @@ def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML
         raise typer.Exit(1) from None
     _, session_factory = open_database(settings)
     with session_factory.begin() as session:
-        _, report = apply_journey(
-            session, journey, utc_now(), default_catalogue(), (), org_defaults(settings)
-        )
+        _, report = apply_journey(session, journey, utc_now(), default_catalogue(), (), org_defaults(settings))
     typer.echo(f"{file}: loaded: {report.summary()}")
 
 

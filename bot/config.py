@@ -20,9 +20,7 @@ def default_content_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CXBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="CXBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = Field(
         default="sqlite:///cxbot.db",

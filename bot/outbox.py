@@ -105,16 +105,12 @@ def enqueue(
 
 
 def person_targets(session: Session, person: Person) -> list[Target]:
-    identities = session.scalars(
-        select(Identity).where(Identity.person_id == person.id).order_by(Identity.platform)
-    )
+    identities = session.scalars(select(Identity).where(Identity.person_id == person.id).order_by(Identity.platform))
     return [Target(i.platform, "user", i.external_user_id) for i in identities]
 
 
 def team_targets(session: Session, team: Team) -> list[Target]:
-    channels = session.scalars(
-        select(TeamChannel).where(TeamChannel.team_id == team.id).order_by(TeamChannel.platform)
-    )
+    channels = session.scalars(select(TeamChannel).where(TeamChannel.team_id == team.id).order_by(TeamChannel.platform))
     return [Target(c.platform, "channel", c.channel_ref) for c in channels]
 
 
@@ -183,9 +179,7 @@ def edit_posts(
     return queued
 
 
-def claim(
-    session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50
-) -> list[Post]:
+def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50) -> list[Post]:
     """Take up to ``limit`` due rows for one platform under a lease, in their own transaction."""
     original = aliased(Outbox)
     with session_factory.begin() as session:
@@ -234,18 +228,14 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
 
 
-def record_sent(
-    session_factory: sessionmaker[Session], post: Post, platform_ref: str | None, now: datetime
-) -> None:
+def record_sent(session_factory: sessionmaker[Session], post: Post, platform_ref: str | None, now: datetime) -> None:
     with session_factory.begin() as session:
         row = session.get(Outbox, post.id)
         if row is not None:
             row.status, row.platform_ref, row.sent_at, row.last_error = SENT, platform_ref, now, None
 
 
-def record_failure(
-    session_factory: sessionmaker[Session], post: Post, error: DeliveryError, now: datetime
-) -> None:
+def record_failure(session_factory: sessionmaker[Session], post: Post, error: DeliveryError, now: datetime) -> None:
     with session_factory.begin() as session:
         row = session.get(Outbox, post.id)
         if row is None:

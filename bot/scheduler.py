@@ -65,9 +65,7 @@ class Leadership:
                     log.warning("clock: lost the leader connection; trying to lead again")
                     self._release()
             connection = self.engine.connect()
-            taken = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}
-            ).scalar()
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
             connection.commit()
             if taken:
                 self._connection = connection

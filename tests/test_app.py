@@ -83,9 +83,7 @@ def test_unknown_user_is_told_how_to_get_in(app: CxApp) -> None:
         "Be en administratör lägga till dig i kundresefilen."
     )
     # ...but may still read the journey, in the org's language.
-    assert say(app, "/cx journey", user="U999", platform="slack").message.header == (
-        "Kundresan: Nordljus Energi AB"
-    )
+    assert say(app, "/cx journey", user="U999", platform="slack").message.header == ("Kundresan: Nordljus Energi AB")
 
 
 def test_identity_on_each_platform_resolves_to_the_same_person(app: CxApp) -> None:
@@ -150,8 +148,7 @@ def writing_registry(error: Exception) -> Registry:
         (UserError("common.admin_only"), "Det är bara administratörer som kan göra det."),
         (
             RuntimeError("boom"),
-            "Förlåt, något gick fel hos mig och ingenting sparades. Felet är loggat; "
-            "försök gärna igen om en stund.",
+            "Förlåt, något gick fel hos mig och ingenting sparades. Felet är loggat; försök gärna igen om en stund.",
         ),
     ],
 )

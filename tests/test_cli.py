@@ -36,9 +36,7 @@ def env_with(database_url: str) -> dict[str, str]:
     return {**clean, "CXBOT_DATABASE_URL": database_url}
 
 
-def cxbot(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def cxbot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CXBOT_")}
     return subprocess.run(
         [CXBOT, *args],
@@ -74,9 +72,7 @@ def test_validate_reports_every_structural_problem_with_its_line(tmp_path: Path)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert f"{file}:7: error: unknown key 'colour' at teams.0.colour" in lines
-    assert any(
-        line.startswith(f"{file}:15: error: stages.0.touchpoints.0.sla.high.acknowledge:") for line in lines
-    )
+    assert any(line.startswith(f"{file}:15: error: stages.0.touchpoints.0.sla.high.acknowledge:") for line in lines)
     assert "Traceback" not in result.stderr
 
 
@@ -95,8 +91,7 @@ def test_validate_a_missing_file(tmp_path: Path) -> None:
     result = cxbot("journey", "validate", str(tmp_path / "nope.yaml"))
     assert result.returncode == 1
     assert (
-        result.stderr.strip()
-        == f"{tmp_path / 'nope.yaml'}:1: error: cannot read the file: No such file or directory"
+        result.stderr.strip() == f"{tmp_path / 'nope.yaml'}:1: error: cannot read the file: No such file or directory"
     )
 
 
@@ -147,9 +142,7 @@ def test_bad_options_and_unknown_person(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "telegraph" in bad.stderr and "Traceback" not in bad.stderr
     ghost = cxbot("run", "--adapter", "console", "--demo", "--as", "ghost", env=env, cwd=tmp_path)
     assert ghost.returncode == 1
-    assert ghost.stderr.startswith(
-        "cxbot: there is no person 'ghost' in the journey map; choose one of: anna, "
-    )
+    assert ghost.stderr.startswith("cxbot: there is no person 'ghost' in the journey map; choose one of: anna, ")
     nothing = cxbot(
         "run",
         "--adapter",
@@ -158,10 +151,7 @@ def test_bad_options_and_unknown_person(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert nothing.returncode == 1
-    assert (
-        nothing.stderr.strip()
-        == "cxbot: no journey map is loaded; run `cxbot journey load FILE` or add --demo"
-    )
+    assert nothing.stderr.strip() == "cxbot: no journey map is loaded; run `cxbot journey load FILE` or add --demo"
 
 
 def test_demo_then_run_without_demo(tmp_path: Path) -> None:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.console import ConsoleAdapter, render_message
+from adapters.console import ConsoleAdapter, ConsoleClock, render_message
 from bot.app import CxApp
 from bot.messages import Button, Image, Message, MessageField
+from bot.scheduler import run_sla_sweep
 from tests.conftest import Clock
 
 CXBOT = str(Path(sys.executable).with_name("cxbot"))
@@ -124,3 +128,82 @@ def test_empty_input_exits_0(bare_engine: Engine, tmp_path: Path, stdin: str) ->
     )
     assert result.returncode == 0, result.stderr
     assert " to @erik]" in result.stdout  # the journey-load notice reaches the admin
+
+
+LIFECYCLE = [
+    "/cx report kritisk faktura: Fakturan visar fel moms @here",
+    "/as fatima",
+    "/cx issues",
+    "/cx issue 1 ack",
+    "/cx issue 1 resolve system: Rättade momstabellen och skickade om fakturorna",
+    "/as anna",
+    "/cx issue 1",
+]
+
+
+def test_the_issue_lifecycle_typed_in_the_console(loaded: sessionmaker[Session]) -> None:
+    """Report, route, acknowledge, resolve, and the reporter hears back: as a user types it."""
+    with time_machine.travel(datetime(2026, 11, 24, 9, 30, tzinfo=UTC), tick=False):
+        clock = ConsoleClock()
+        app = CxApp(loaded, clock=clock, default_language="sv")
+        out = io.StringIO()
+        console = ConsoleAdapter(
+            app, loaded, "anna", out=out, echo=True, clock=clock, on_tick=lambda: run_sla_sweep(loaded, clock)
+        )
+        console.run(LIFECYCLE)
+    text = out.getvalue()
+    assert "Tack! Ärende #1 (Månadsfaktura) ligger nu hos Fakturering · Fatima Hassan." in text
+    assert "to #billing]\n## #1 · Månadsfaktura · kritisk" in text
+    assert "to @fatima]\n## #1 · Monthly invoice · critical" in text
+    posted = "\n".join(line for line in text.splitlines() if not re.match(r"^\w+> ", line))  # not the echo
+    assert "@\u200bhere" in posted and "@here" not in posted
+    assert "You acknowledged #1. The reporter has been told." in text
+    assert "in #billing, updated]" in text
+    assert "Din rapport #1 (Månadsfaktura) har kvitterats av Fatima Hassan." in text
+    assert "## #1 är löst" in text and "Åtgärd: Rättade momstabellen och skickade om fakturorna" in text
+    assert "löst av Fatima Hassan (grundorsak: system eller IT)" in text  # the timeline anna sees
+
+
+def test_escalation_by_moving_the_console_clock(loaded: sessionmaker[Session]) -> None:
+    with time_machine.travel(datetime(2026, 11, 24, 9, 30, tzinfo=UTC), tick=False):
+        clock = ConsoleClock()
+        app = CxApp(loaded, clock=clock, default_language="sv")
+        out = io.StringIO()
+        console = ConsoleAdapter(
+            app, loaded, "anna", out=out, echo=True, clock=clock, on_tick=lambda: run_sla_sweep(loaded, clock)
+        )
+        console.run(
+            [
+                "/cx report kritisk app: kraschar vid inloggning",
+                "/clock +50m",
+                "/clock +2h",
+                "/clock soon",
+                "/cx issue 1",
+            ]
+        )
+    text = out.getvalue()
+    assert "Konsolens klocka visar nu 2026-11-24 11:20." in text
+    assert "Konsolens klocka visar nu 2026-11-24 13:20." in text
+    # 50 minutes in, the 15-minute reminder window is open: oskar (London, 10:20) is reminded.
+    assert "to @oskar]\n## Waiting for you to acknowledge: 1 issue(s)" in text
+    assert "to @erik]\n## #1 · Mobilappen · kritisk\n#1 kvitterades inte före 2026-11-24 11:30." in text
+    assert "eskalerat till Anna Lindqvist" in text
+    assert "Skriv /clock +2h (eller 30m, 1d)" in text
+
+
+def test_the_real_command_runs_a_report_script(bare_engine: Engine, tmp_path: Path) -> None:
+    script = "/cx report kritisk app: kraschar\n/as oskar\n/cx issue 1 ack\n/clock +3h\n/cx issue 1\n"
+    result = subprocess.run(
+        [CXBOT, "run", "--adapter", "console", "--demo", "--as", "anna"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(bare_engine, tmp_path),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Tack! Ärende #1 (Mobilappen) ligger nu hos Webb och app · Oskar Holm." in result.stdout
+    assert "You acknowledged #1." in result.stdout
+    assert "acknowledged by Oskar Holm" in result.stdout
+    assert "escalated to" not in result.stdout  # acknowledged in time: no escalation

@@ -29,9 +29,7 @@ from bot.domain.sla import (
 )
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
-HOURS = WorkingHours.from_spec(
-    {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "17:00"}
-)
+HOURS = WorkingHours.from_spec({"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "17:00"})
 
 
 def local(*args: int) -> datetime:
@@ -110,10 +108,7 @@ def test_escalation_with_an_empty_chain() -> None:
 
 @pytest.fixture(scope="module")
 def candidates(example_journey: JourneyMap) -> list[Candidate]:
-    return [
-        Candidate(tp.key, (tp.key, tp.name.sv, tp.name.en, *tp.aliases))
-        for _, tp in example_journey.touchpoints()
-    ]
+    return [Candidate(tp.key, (tp.key, tp.name.sv, tp.name.en, *tp.aliases)) for _, tp in example_journey.touchpoints()]
 
 
 @pytest.mark.parametrize(
@@ -161,9 +156,7 @@ def test_suggestions_from_free_text(candidates: list[Candidate], text: str, expe
 
 
 def test_short_aliases_match_whole_words_only(candidates: list[Candidate]) -> None:
-    assert "mobile-app" not in [
-        s.key for s in suggest_touchpoints("she was happy with everything", candidates)
-    ]
+    assert "mobile-app" not in [s.key for s in suggest_touchpoints("she was happy with everything", candidates)]
     assert "mobile-app" in [s.key for s in suggest_touchpoints("the app froze", candidates)]
 
 

@@ -57,15 +57,11 @@ def issue(session_factory: sessionmaker[Session], number: int = 1) -> Issue:
 def events(session_factory: sessionmaker[Session], number: int = 1) -> list[str]:
     with session_factory() as session:
         return list(
-            session.scalars(
-                select(IssueEvent.kind).where(IssueEvent.issue_id == number).order_by(IssueEvent.id)
-            )
+            session.scalars(select(IssueEvent.kind).where(IssueEvent.issue_id == number).order_by(IssueEvent.id))
         )
 
 
-def report_invoice(
-    app: CxApp, user: str = "anna", text: str = "Fakturan visar fel moms för november"
-) -> Reply:
+def report_invoice(app: CxApp, user: str = "anna", text: str = "Fakturan visar fel moms för november") -> Reply:
     return say(app, f"/cx report faktura: {text}", user)
 
 
@@ -164,18 +160,13 @@ def test_an_ambiguous_touchpoint_asks_and_stores_nothing_until_chosen(
     app: CxApp, loaded: sessionmaker[Session]
 ) -> None:
     reply = say(app, "/cx report invoice: the total is wrong")
-    assert (
-        reply.message.text
-        == "Vilken kontaktpunkt gäller det? Tryck på en (ingenting sparas förrän du gör det)."
-    )
+    assert reply.message.text == "Vilken kontaktpunkt gäller det? Tryck på en (ingenting sparas förrän du gör det)."
     labels = {b.label for b in reply.message.buttons}
     assert {"Första fakturan", "Månadsfaktura"} <= labels
     assert count(loaded, Issue) == 0
     monthly = next(b for b in reply.message.buttons if b.label == "Månadsfaktura")
     created = press(app, monthly.action_id)
-    assert created.message.text is not None and created.message.text.startswith(
-        "Tack! Ärende #1 (Månadsfaktura)"
-    )
+    assert created.message.text is not None and created.message.text.startswith("Tack! Ärende #1 (Månadsfaktura)")
     assert issue(loaded).description == "the total is wrong"
     # The same button again, or someone else's press, does nothing.
     assert (
@@ -185,9 +176,7 @@ def test_an_ambiguous_touchpoint_asks_and_stores_nothing_until_chosen(
     assert count(loaded, Issue) == 1
 
 
-def test_a_draft_belongs_to_its_writer_and_expires(
-    app: CxApp, loaded: sessionmaker[Session], clock: Clock
-) -> None:
+def test_a_draft_belongs_to_its_writer_and_expires(app: CxApp, loaded: sessionmaker[Session], clock: Clock) -> None:
     reply = say(app, "/cx report the app crashes when I open the energy dashboard")
     button = reply.message.buttons[0]
     assert press(app, button.action_id, user="erik").message.text == (
@@ -202,9 +191,7 @@ def test_a_draft_belongs_to_its_writer_and_expires(
     assert count(loaded, ReportDraft, ReportDraft.used_at.is_(None)) == 1
 
 
-def test_a_report_without_a_touchpoint_proposes_the_best_matches(
-    app: CxApp, loaded: sessionmaker[Session]
-) -> None:
+def test_a_report_without_a_touchpoint_proposes_the_best_matches(app: CxApp, loaded: sessionmaker[Session]) -> None:
     reply = say(app, "/cx report Kunden väntade 40 minuter i telefonkön")
     assert [b.label for b in reply.message.buttons][:1] == ["Kundtjänst per telefon"]
     press(app, reply.message.buttons[0].action_id)
@@ -270,9 +257,7 @@ def test_a_similar_open_issue_is_offered_as_plus_one(app: CxApp, loaded: session
     assert offer.message.text == "Det här liknar ärende #1, som fortfarande är öppet. Är det samma problem?"
     assert [b.label for b in offer.message.buttons] == ["+1 på #1", "Nej, rapportera ett nytt ärende"]
     joined = press(app, offer.message.buttons[0].action_id, user="erik")
-    assert (
-        joined.message.text == "Din +1 är tillagd på #1: nu har 2 personer sett det. Du får veta hur det går."
-    )
+    assert joined.message.text == "Din +1 är tillagd på #1: nu har 2 personer sett det. Du får veta hur det går."
     assert count(loaded, Issue) == 1
     assert issue(loaded).affected_count == 2
     assert events(loaded) == ["reported", "joined"]
@@ -284,9 +269,7 @@ def test_a_similar_open_issue_is_offered_as_plus_one(app: CxApp, loaded: session
     assert any(f["value"] == "2" for f in edits[0].payload["fields"])
 
 
-def test_a_second_plus_one_from_the_same_person_counts_once(
-    app: CxApp, loaded: sessionmaker[Session]
-) -> None:
+def test_a_second_plus_one_from_the_same_person_counts_once(app: CxApp, loaded: sessionmaker[Session]) -> None:
     report_invoice(app, "anna")
     for _ in range(2):
         offer = report_invoice(app, "erik")
@@ -310,25 +293,17 @@ def test_acknowledge_resolve_reopen_with_the_loop_closed(
 ) -> None:
     report_invoice(app, "anna")
     clock.now = NOW + timedelta(minutes=20)
-    assert (
-        say(app, "/cx issue 1 ack", "fatima").message.text
-        == "You acknowledged #1. The reporter has been told."
-    )
+    assert say(app, "/cx issue 1 ack", "fatima").message.text == "You acknowledged #1. The reporter has been told."
     acked = issue(loaded)
     assert (acked.status, acked.acknowledged_at) == ("acknowledged", NOW + timedelta(minutes=20))
     told = outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:ack:%:anna:%"))
     assert (
-        len(told) == 3
-        and told[0].payload["text"] == "Din rapport #1 (Månadsfaktura) har kvitterats av Fatima Hassan."
+        len(told) == 3 and told[0].payload["text"] == "Din rapport #1 (Månadsfaktura) har kvitterats av Fatima Hassan."
     )
 
     assert say(app, "/cx issue 1 ack", "fatima").message.text == "#1 is already acknowledged."
-    assert say(app, "/cx issue 1 resolve", "fatima").message.text.startswith(
-        "To resolve #1, give the root cause"
-    )  # type: ignore[union-attr]
-    assert say(app, "/cx issue 1 resolve weather: it rained", "fatima").message.text.startswith(
-        "To resolve #1"
-    )  # type: ignore[union-attr]
+    assert say(app, "/cx issue 1 resolve", "fatima").message.text.startswith("To resolve #1, give the root cause")  # type: ignore[union-attr]
+    assert say(app, "/cx issue 1 resolve weather: it rained", "fatima").message.text.startswith("To resolve #1")  # type: ignore[union-attr]
     assert say(app, "/cx issue 1 resolve process:   ", "fatima").message.text.startswith("To resolve #1")  # type: ignore[union-attr]
     assert issue(loaded).status == "acknowledged"
 
@@ -348,8 +323,7 @@ def test_acknowledge_resolve_reopen_with_the_loop_closed(
 
     clock.now = NOW + timedelta(days=1)
     assert (
-        say(app, "/cx issue 1 reopen", "anna").message.text
-        == "#1 är öppet igen, och ägaren har fått en ny tidsgräns."
+        say(app, "/cx issue 1 reopen", "anna").message.text == "#1 är öppet igen, och ägaren har fått en ny tidsgräns."
     )
     reopened = issue(loaded)
     assert reopened.status == "open"
@@ -362,9 +336,7 @@ def test_acknowledge_resolve_reopen_with_the_loop_closed(
     assert events(loaded) == ["reported", "acknowledged", "resolved", "reopened", "resolved"]
 
 
-def test_every_change_edits_each_routed_post_in_its_language(
-    app: CxApp, loaded: sessionmaker[Session]
-) -> None:
+def test_every_change_edits_each_routed_post_in_its_language(app: CxApp, loaded: sessionmaker[Session]) -> None:
     report_invoice(app)
     say(app, "/cx issue 1 ack", "fatima")
     originals = outbox_rows(loaded, Outbox.topic == "issue:1:routed", Outbox.update_of_id.is_(None))
@@ -378,9 +350,7 @@ def test_every_change_edits_each_routed_post_in_its_language(
 
 
 @pytest.mark.parametrize("who", ["anna", "jonas", "oskar"])
-def test_only_owners_and_admins_may_change_an_issue(
-    app: CxApp, loaded: sessionmaker[Session], who: str
-) -> None:
+def test_only_owners_and_admins_may_change_an_issue(app: CxApp, loaded: sessionmaker[Session], who: str) -> None:
     report_invoice(app)
     for attempt in ("/cx issue 1 ack", "/cx issue 1 resolve process: x", "/cx issue 1 reassign erik"):
         reply = say(app, attempt, who)
@@ -412,14 +382,10 @@ def test_reassign(app: CxApp, loaded: sessionmaker[Session]) -> None:
     assert say(app, "/cx issue 1 reassign @elin", "fatima").message.text == "#1 now belongs to @elin."
     with loaded() as session:
         reassigned = session.get(Issue, 1)
-        assert (
-            reassigned is not None and reassigned.assignee is not None and reassigned.assignee.key == "elin"
-        )
+        assert reassigned is not None and reassigned.assignee is not None and reassigned.assignee.key == "elin"
     assert len(outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:routed:dm:elin:%"))) == 3
     say(app, "/cx issue 1 reassign customer-service", "elin")
-    assert (
-        len(outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:routed:team:customer-service:%"))) == 3
-    )
+    assert len(outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:routed:team:customer-service:%"))) == 3
     assert events(loaded) == ["reported", "reassigned", "reassigned"]
 
 

@@ -31,9 +31,7 @@ def without(journey_text: str, touchpoint_key: str) -> JourneyMap:
     start = next(i for i, line in enumerate(lines) if line.strip() == f"- key: {touchpoint_key}")
     indent = len(lines[start]) - len(lines[start].lstrip())
     end = start + 1
-    while end < len(lines) and (
-        not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent
-    ):
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > indent):
         end += 1
     result = parse_journey("".join(lines[:start] + lines[end:]), "edited.yaml")
     assert result.journey is not None, result.problems
@@ -58,9 +56,7 @@ def test_load_creates_everything(session_factory: sessionmaker[Session], example
         assert report.changed and not report.archived
 
 
-def test_loading_twice_changes_nothing(
-    session_factory: sessionmaker[Session], example_journey: JourneyMap
-) -> None:
+def test_loading_twice_changes_nothing(session_factory: sessionmaker[Session], example_journey: JourneyMap) -> None:
     with session_factory.begin() as session:
         load_journey(session, example_journey, NOW)
     with session_factory.begin() as session:
@@ -118,16 +114,12 @@ stages:
             load_journey(session, journey, NOW)
     with session_factory.begin() as session:
         owner = session.scalar(
-            select(Person.key)
-            .join(Identity)
-            .where(Identity.platform == "slack", Identity.external_user_id == "U1")
+            select(Person.key).join(Identity).where(Identity.platform == "slack", Identity.external_user_id == "U1")
         )
         assert owner == "bo"
 
 
-def test_admins_are_told_once_per_change(
-    session_factory: sessionmaker[Session], example_journey: JourneyMap
-) -> None:
+def test_admins_are_told_once_per_change(session_factory: sessionmaker[Session], example_journey: JourneyMap) -> None:
     for _ in range(2):
         with session_factory.begin() as session:
             apply_journey(session, example_journey, NOW, default_catalogue())
@@ -150,9 +142,7 @@ def test_settings_fill_what_the_file_leaves_out(session_factory: sessionmaker[Se
     explicit = parse_journey(text.replace("{name: Acme}", "{name: Acme, language: sv}"), "j.yaml").journey
     assert explicit is not None
     with session_factory.begin() as session:
-        org, report = load_journey(
-            session, explicit, NOW, OrgDefaults(time_zone="Europe/London", language="en")
-        )
+        org, report = load_journey(session, explicit, NOW, OrgDefaults(time_zone="Europe/London", language="en"))
         assert (org.time_zone, org.language) == ("Europe/London", "sv")
         assert report.updated == ["org Acme"]
 

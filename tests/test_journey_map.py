@@ -67,9 +67,7 @@ def test_malformed_yaml_reports_its_line() -> None:
 
 def test_unknown_key_is_reported_at_its_line() -> None:
     text = MINIMAL.replace("        owner_team: web\n", "        owner_teem: web\n")
-    assert problems_of(text) == [
-        "j.yaml:19: error: unknown key 'owner_teem' at stages.0.touchpoints.0.owner_teem"
-    ]
+    assert problems_of(text) == ["j.yaml:19: error: unknown key 'owner_teem' at stages.0.touchpoints.0.owner_teem"]
 
 
 def test_duplicate_key_in_a_mapping_is_reported() -> None:
@@ -107,9 +105,7 @@ def test_bad_duration_is_reported_with_its_line() -> None:
 def test_bad_time_zone_and_language() -> None:
     text = MINIMAL.replace("  name: Acme\n", "  name: Acme\n  time_zone: Mars/Olympus\n  language: fi\n")
     found = problems_of(text)
-    assert any(
-        "line" not in p and "j.yaml:3:" in p and "unknown time zone 'Mars/Olympus'" in p for p in found
-    )
+    assert any("line" not in p and "j.yaml:3:" in p and "unknown time zone 'Mars/Olympus'" in p for p in found)
     assert any(p.startswith("j.yaml:4: error: org.language:") for p in found)
 
 
@@ -167,9 +163,7 @@ def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
 
 def test_sla_layers_builtin_file_and_touchpoint() -> None:
     text = MINIMAL + "sla:\n  critical: {acknowledge: 2h}\n"
-    text = text.replace(
-        "        owner: ann\n", "        owner: ann\n        sla: {critical: {resolve: 12h}}\n"
-    )
+    text = text.replace("        owner: ann\n", "        owner: ann\n        sla: {critical: {resolve: 12h}}\n")
     journey = parse_journey(text, "j.yaml").journey
     assert journey is not None
     tp = journey.stages[0].touchpoints[0]

@@ -45,9 +45,7 @@ def test_same_key_is_queued_once(session_factory: sessionmaker[Session]) -> None
     assert len(rows(session_factory)) == 1
 
 
-def test_drain_delivers_and_records_the_reference(
-    session_factory: sessionmaker[Session], clock: Clock
-) -> None:
+def test_drain_delivers_and_records_the_reference(session_factory: sessionmaker[Session], clock: Clock) -> None:
     with session_factory.begin() as session:
         enqueue(session, CHANNEL, HELLO, "k1", NOW)
         enqueue(session, Target("slack", "channel", "C1"), HELLO, "k2", NOW)
@@ -65,9 +63,7 @@ def test_drain_delivers_and_records_the_reference(
     assert drain(session_factory, "console", sender, clock) == []
 
 
-def test_retryable_failure_backs_off_then_succeeds(
-    session_factory: sessionmaker[Session], clock: Clock
-) -> None:
+def test_retryable_failure_backs_off_then_succeeds(session_factory: sessionmaker[Session], clock: Clock) -> None:
     with session_factory.begin() as session:
         enqueue(session, CHANNEL, HELLO, "k1", NOW)
     failing = RecordingSender(DeliveryError("429 rate limited", retryable=True, retry_after=30))

@@ -53,8 +53,7 @@ def overview(ctx: Context) -> Reply:
             fields=fields,
             context=context,
             buttons=[
-                Button(action_id=f"journey:stage:{stage.key}", label=stage.name(ctx.language))
-                for stage in stages
+                Button(action_id=f"journey:stage:{stage.key}", label=stage.name(ctx.language)) for stage in stages
             ],
         )
     )
@@ -62,8 +61,7 @@ def overview(ctx: Context) -> Reply:
 
 def stage_detail(ctx: Context, stage: Stage) -> Reply:
     targets = " · ".join(
-        f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}"
-        for t in sorted(stage.targets, key=lambda t: t.metric)
+        f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in sorted(stage.targets, key=lambda t: t.metric)
     )
     context = [ctx.t("journey.targets", targets=targets)] if targets else []
     if stage.owner is not None:

@@ -13,9 +13,7 @@ _WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
 def parse_duration(text: str) -> timedelta:
     """Parse ``"1d12h"`` into a timedelta; raise ValueError with a readable reason."""
     if not isinstance(text, str) or not _WHOLE.match(text.lower()):
-        raise ValueError(
-            f"{text!r} is not a duration; write a number and a unit, e.g. 30m, 4h, 1d, 1d12h, 2w"
-        )
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 30m, 4h, 1d, 1d12h, 2w")
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text.lower()))
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")

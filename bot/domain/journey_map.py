@@ -209,9 +209,7 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int], list[Proble
                     key = key_node.value
                     line = key_node.start_mark.line + 1
                     if key in seen:
-                        problems.append(
-                            Problem(file, line, f"duplicate key {key!r} (first at line {seen[key]})")
-                        )
+                        problems.append(Problem(file, line, f"duplicate key {key!r} (first at line {seen[key]})"))
                     seen.setdefault(key, line)
                     positions[(*path, key)] = line
                     walk(value_node, (*path, key))
@@ -339,8 +337,7 @@ def _cross_check(journey: JourneyMap, positions: dict[Path_, int], file: str) ->
                 if previous != tp.key:
                     add(
                         (*loc, "aliases", k),
-                        f"alias {alias!r} is used by {previous!r} and {tp.key!r}; "
-                        "reports naming it will ask which one",
+                        f"alias {alias!r} is used by {previous!r} and {tp.key!r}; reports naming it will ask which one",
                         "warning",
                     )
     return problems

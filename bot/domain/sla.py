@@ -38,9 +38,7 @@ def _at(day: datetime, moment: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day.date(), moment, tzinfo=zone)
 
 
-def add_working_time(
-    start: datetime, duration: timedelta, zone: ZoneInfo, hours: WorkingHours | None
-) -> datetime:
+def add_working_time(start: datetime, duration: timedelta, zone: ZoneInfo, hours: WorkingHours | None) -> datetime:
     """``start + duration``, where with working hours a day means a working day and an hour a
     working hour: ``1d`` from Tuesday 10:00 is Wednesday 10:00, from Friday 10:00 is Monday
     10:00; ``4h`` from 15:00 with 08–17 hours is 10:00 the next working day."""

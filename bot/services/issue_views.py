@@ -42,9 +42,7 @@ def title(catalogue: Catalogue, language: str, issue: Issue) -> str:
 def _reporter(session: Session, catalogue: Catalogue, language: str, issue: Issue) -> str:
     if issue.anonymous:
         return catalogue.text(language, "issues.anonymous")
-    event = session.scalar(
-        select(IssueEvent).where(IssueEvent.issue_id == issue.id, IssueEvent.kind == "reported")
-    )
+    event = session.scalar(select(IssueEvent).where(IssueEvent.issue_id == issue.id, IssueEvent.kind == "reported"))
     return event.actor.name if event is not None and event.actor is not None else "–"
 
 
@@ -64,9 +62,7 @@ def stage_context(session: Session, catalogue: Catalogue, language: str, issue: 
         .select_from(Issue)
         .where(Issue.stage_id == issue.stage_id, Issue.status != IssueStatus.RESOLVED)
     )
-    targets = session.scalars(
-        select(KpiTarget).where(KpiTarget.stage_id == issue.stage_id).order_by(KpiTarget.metric)
-    )
+    targets = session.scalars(select(KpiTarget).where(KpiTarget.stage_id == issue.stage_id).order_by(KpiTarget.metric))
     target_text = ", ".join(f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in targets)
     text = catalogue.text(language, "issues.stage_open", count=open_count or 0)
     if target_text:
@@ -87,27 +83,17 @@ def routed_message(session: Session, catalogue: Catalogue, language: str, issue:
     if issue.affected_count > 1:
         fields.append(MessageField(label=t("issues.field.affected"), value=str(issue.affected_count)))
     if issue.customer_impact:
-        fields.append(
-            MessageField(label=t("issues.field.impact"), value=defuse_mentions(issue.customer_impact))
-        )
+        fields.append(MessageField(label=t("issues.field.impact"), value=defuse_mentions(issue.customer_impact)))
     if issue.status == IssueStatus.RESOLVED:
-        fields.append(
-            MessageField(label=t("issues.field.root_cause"), value=t(f"issues.cause.{issue.root_cause}"))
-        )
-        fields.append(
-            MessageField(label=t("issues.field.action"), value=defuse_mentions(issue.action_taken or ""))
-        )
+        fields.append(MessageField(label=t("issues.field.root_cause"), value=t(f"issues.cause.{issue.root_cause}")))
+        fields.append(MessageField(label=t("issues.field.action"), value=defuse_mentions(issue.action_taken or "")))
     else:
         if issue.status == IssueStatus.OPEN:
             fields.append(
-                MessageField(
-                    label=t("issues.field.ack_due"), value=local_time(issue.ack_due_at, org.time_zone)
-                )
+                MessageField(label=t("issues.field.ack_due"), value=local_time(issue.ack_due_at, org.time_zone))
             )
         fields.append(
-            MessageField(
-                label=t("issues.field.resolve_due"), value=local_time(issue.resolve_due_at, org.time_zone)
-            )
+            MessageField(label=t("issues.field.resolve_due"), value=local_time(issue.resolve_due_at, org.time_zone))
         )
     prefix = f"issue:{issue.id}"
     if issue.status == IssueStatus.RESOLVED:
@@ -167,11 +153,7 @@ def joined_notice(catalogue: Catalogue, language: str, issue: Issue) -> Message:
 
 
 def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org) -> str:
-    who = (
-        event.actor.name
-        if event.actor is not None
-        else catalogue.text(language, f"issues.actor.{event.kind}")
-    )
+    who = event.actor.name if event.actor is not None else catalogue.text(language, f"issues.actor.{event.kind}")
     data = event.data or {}
     detail = data.get("to_person") or data.get("to_team") or data.get("to") or ""
     if event.kind == "resolved":
@@ -182,9 +164,7 @@ def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org
 
 def detail_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
     routed = routed_message(session, catalogue, language, issue, org)
-    events = session.scalars(
-        select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id)
-    )
+    events = session.scalars(select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id))
     timeline = "\n".join(_event_line(catalogue, language, e, org) for e in events)
     return routed.model_copy(
         update={
@@ -235,9 +215,7 @@ def reminder_message(catalogue: Catalogue, language: str, issues: Sequence[Issue
         fields=[
             MessageField(
                 label=title(catalogue, language, issue),
-                value=catalogue.text(
-                    language, "issues.reminder_line", due=local_time(issue.ack_due_at, org.time_zone)
-                ),
+                value=catalogue.text(language, "issues.reminder_line", due=local_time(issue.ack_due_at, org.time_zone)),
             )
             for issue in issues
         ],
@@ -269,14 +247,8 @@ def escalation_message(catalogue: Catalogue, language: str, issue: Issue, org: O
                 label=catalogue.text(language, "issues.button.ack"),
                 style="primary",
             ),
-            Button(
-                action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details")
-            ),
+            Button(action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details")),
         ]
         if issue.status == IssueStatus.OPEN
-        else [
-            Button(
-                action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details")
-            )
-        ],
+        else [Button(action_id=f"issue:{issue.id}:details", label=catalogue.text(language, "issues.button.details"))],
     )

@@ -188,9 +188,7 @@ class IssueService:
                 best, best_score = issue, score
         return best
 
-    def _draft(
-        self, reporter: Person, request: ReportRequest, platform: str, touchpoint_key: str | None = None
-    ) -> str:
+    def _draft(self, reporter: Person, request: ReportRequest, platform: str, touchpoint_key: str | None = None) -> str:
         token = secrets.token_urlsafe(12)
         self.session.add(
             ReportDraft(
@@ -230,9 +228,7 @@ class IssueService:
         )
         return request, draft.platform, payload.get("touchpoint")
 
-    def _create(
-        self, reporter: Person, request: ReportRequest, platform: str, touchpoint: Touchpoint
-    ) -> Issue:
+    def _create(self, reporter: Person, request: ReportRequest, platform: str, touchpoint: Touchpoint) -> Issue:
         severity = request.severity
         acknowledge, resolve = self.sla_windows(touchpoint, severity)
         ack_due, resolve_due = deadlines(
@@ -478,9 +474,7 @@ class IssueService:
     def join(self, issue: Issue, person: Person, anonymous: bool) -> Joined:
         """A "+1": the person saw the same problem. Counted once per person."""
         exists = self.session.scalar(
-            select(IssueFollower).where(
-                IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id
-            )
+            select(IssueFollower).where(IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id)
         )
         if exists is not None:
             return Joined(issue, already=True)
@@ -511,9 +505,7 @@ class IssueService:
     def is_follower(self, issue: Issue, person: Person) -> bool:
         return (
             self.session.scalar(
-                select(IssueFollower.id).where(
-                    IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id
-                )
+                select(IssueFollower.id).where(IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id)
             )
             is not None
         )
@@ -538,9 +530,7 @@ class IssueService:
             )
 
     def _event(self, issue: Issue, kind: str, actor: Person | None, **data: Any) -> IssueEvent:
-        event = IssueEvent(
-            issue_id=issue.id, kind=kind, actor_id=actor.id if actor else None, at=self.now, data=data
-        )
+        event = IssueEvent(issue_id=issue.id, kind=kind, actor_id=actor.id if actor else None, at=self.now, data=data)
         self.session.add(event)
         return event
 
@@ -575,9 +565,7 @@ class IssueService:
             if team is None:
                 raise UserError("issues.unknown_team", text=excerpt(argument) or "–")
             owned = select(Touchpoint.id).where(Touchpoint.owner_team_id == team.id)
-            query = query.where(
-                unresolved, (Issue.assignee_team_id == team.id) | Issue.touchpoint_id.in_(owned)
-            )
+            query = query.where(unresolved, (Issue.assignee_team_id == team.id) | Issue.touchpoint_id.in_(owned))
         elif kind in ("touchpoint", "kontaktpunkt"):
             match = match_touchpoint(argument, self.candidates())
             touchpoint = self.touchpoint_by_key(match.best) if match.best else None

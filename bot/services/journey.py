@@ -84,9 +84,7 @@ class _Upserter:
     def __init__(self, session: Session, report: LoadReport, now: datetime, kind: str) -> None:
         self.session, self.report, self.now, self.kind = session, report, now, kind
 
-    def apply(
-        self, existing: Iterable[Any], wanted: dict[str, dict[str, Any]], model: type
-    ) -> dict[str, Any]:
+    def apply(self, existing: Iterable[Any], wanted: dict[str, dict[str, Any]], model: type) -> dict[str, Any]:
         rows = {row.key: row for row in existing}
         for key, values in wanted.items():
             row = rows.get(key)
@@ -250,9 +248,7 @@ def _sync_identities(session: Session, person: Person, wanted: dict[str, str], r
 
 
 def _sync_membership(session: Session, person: Person, wanted: set[int], report: LoadReport) -> None:
-    rows = {
-        m.team_id: m for m in session.scalars(select(TeamMember).where(TeamMember.person_id == person.id))
-    }
+    rows = {m.team_id: m for m in session.scalars(select(TeamMember).where(TeamMember.person_id == person.id))}
     for team_id in wanted - rows.keys():
         session.add(TeamMember(team_id=team_id, person_id=person.id))
     for team_id in rows.keys() - wanted:
@@ -320,17 +316,13 @@ def ensure_platform_presence(session: Session, org: Org, platform: str) -> int:
     them by key (the console). Returns how many rows were added."""
     added = 0
     if (
-        session.scalar(
-            select(Workspace).where(Workspace.platform == platform, Workspace.external_id == platform)
-        )
+        session.scalar(select(Workspace).where(Workspace.platform == platform, Workspace.external_id == platform))
         is None
     ):
         session.add(Workspace(org_id=org.id, platform=platform, external_id=platform))
     people = session.scalars(select(Person).where(Person.org_id == org.id))
     for person in people:
-        exists = session.scalar(
-            select(Identity).where(Identity.person_id == person.id, Identity.platform == platform)
-        )
+        exists = session.scalar(select(Identity).where(Identity.person_id == person.id, Identity.platform == platform))
         if exists is None:
             session.add(Identity(person_id=person.id, platform=platform, external_user_id=person.key))
             added += 1

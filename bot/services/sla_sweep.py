@@ -70,11 +70,7 @@ def sweep(service: IssueService) -> SweepReport:
             if level > issue.escalation_level:
                 issue.escalation_level = level
             owner = issue.assignee
-            if (
-                owner is not None
-                and issue.reminded_at is None
-                and reminder_due(now, issue.ack_due_at, acknowledge)
-            ):
+            if owner is not None and issue.reminded_at is None and reminder_due(now, issue.ack_due_at, acknowledge):
                 due_reminders[owner.id].append(issue)
                 people[owner.id] = owner
         elif issue.resolve_breach_noted_at is None and now >= issue.resolve_due_at:
@@ -102,11 +98,7 @@ def sweep(service: IssueService) -> SweepReport:
         )
         for issue in waiting:
             issue.reminded_at = now
-            session.add(
-                IssueEvent(
-                    issue_id=issue.id, kind="reminded", actor_id=None, at=now, data={"to": person.name}
-                )
-            )
+            session.add(IssueEvent(issue_id=issue.id, kind="reminded", actor_id=None, at=now, data={"to": person.name}))
         report.reminders += 1
     session.flush()
     if report.reminders or report.escalations or report.overdue:

@@ -169,9 +169,7 @@ class Stage(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
     archived_at: Mapped[datetime | None]
 
-    touchpoints: Mapped[list[Touchpoint]] = relationship(
-        back_populates="stage", order_by="Touchpoint.position"
-    )
+    touchpoints: Mapped[list[Touchpoint]] = relationship(back_populates="stage", order_by="Touchpoint.position")
     targets: Mapped[list[KpiTarget]] = relationship(back_populates="stage")
     owner: Mapped[Person | None] = relationship()
 
