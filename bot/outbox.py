@@ -66,6 +66,54 @@ class Sender(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Queued:
+    """One post to queue: where, what, and the key that makes it happen once."""
+
+    target: Target
+    message: Message
+    key: str
+    topic: str | None = None
+    update_of: int | None = None
+    language: str | None = None
+
+
+def enqueue_many(session: Session, posts: Sequence[Queued], now: datetime) -> int:
+    """Queue posts in one statement; those whose key was queued before are skipped.
+
+    Returns how many were new. One multi-row INSERT … ON CONFLICT DO NOTHING keeps a routed
+    issue (a channel and a person on three platforms) at one round trip to the database.
+    """
+    if not posts:
+        return 0
+    rows = [
+        {
+            "topic": post.topic,
+            "language": post.language,
+            "update_of_id": post.update_of,
+            "idempotency_key": post.key,
+            "platform": post.target.platform,
+            "target_kind": post.target.kind,
+            "target_ref": post.target.ref,
+            "payload": post.message.model_dump(mode="json", exclude_defaults=True),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for post in posts
+    ]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(Outbox)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        # rowcount after ON CONFLICT is not dependable across drivers; returned ids are.
+        .returning(Outbox.id)
+    )
+    return len(session.execute(statement).all())
+
+
 def enqueue(
     session: Session,
     target: Target,
@@ -78,30 +126,7 @@ def enqueue(
     language: str | None = None,
 ) -> bool:
     """Queue one post; False when the key was queued before (nothing is written then)."""
-    values = {
-        "topic": topic,
-        "language": language,
-        "update_of_id": update_of,
-        "idempotency_key": key,
-        "platform": target.platform,
-        "target_kind": target.kind,
-        "target_ref": target.ref,
-        "payload": message.model_dump(mode="json", exclude_defaults=True),
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(Outbox)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        # rowcount after ON CONFLICT is not dependable across drivers; a returned id is.
-        .returning(Outbox.id)
-    )
-    return session.execute(statement).first() is not None
+    return enqueue_many(session, [Queued(target, message, key, topic, update_of, language)], now) == 1
 
 
 def person_targets(session: Session, person: Person) -> list[Target]:
@@ -125,10 +150,10 @@ def post_to_person(
 ) -> int:
     """Queue a direct message on every platform where the person has an identity."""
     message = compose(language)
-    return sum(
-        enqueue(session, target, message, f"{key}:{target}", now, topic=topic, language=language)
-        for target in person_targets(session, person)
-    )
+    posts = [
+        Queued(target, message, f"{key}:{target}", topic, None, language) for target in person_targets(session, person)
+    ]
+    return enqueue_many(session, posts, now)
 
 
 def post_to_team(
@@ -142,10 +167,10 @@ def post_to_team(
 ) -> int:
     """Queue a post in the team's channel on every platform where it has one."""
     message = compose(language)
-    return sum(
-        enqueue(session, target, message, f"{key}:{target}", now, topic=topic, language=language)
-        for target in team_targets(session, team)
-    )
+    posts = [
+        Queued(target, message, f"{key}:{target}", topic, None, language) for target in team_targets(session, team)
+    ]
+    return enqueue_many(session, posts, now)
 
 
 def edit_posts(
@@ -161,22 +186,22 @@ def edit_posts(
         select(Outbox).where(Outbox.topic == topic, Outbox.update_of_id.is_(None)).order_by(Outbox.id)
     ).all()
     messages: dict[str, Message] = {}
-    queued = 0
+    posts = []
     for row in originals:
         language = row.language or fallback_language
         if language not in messages:
             messages[language] = compose(language)
-        queued += enqueue(
-            session,
-            Target(row.platform, row.target_kind, row.target_ref),
-            messages[language],
-            f"{key}:edit:{row.id}",
-            now,
-            topic=topic,
-            update_of=row.id,
-            language=language,
+        posts.append(
+            Queued(
+                Target(row.platform, row.target_kind, row.target_ref),
+                messages[language],
+                f"{key}:edit:{row.id}",
+                topic,
+                row.id,
+                language,
+            )
         )
-    return queued
+    return enqueue_many(session, posts, now)
 
 
 def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50) -> list[Post]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp
 from bot.messages import Click, Invocation, Reply
+from bot.services.issues import SIMILAR, similarity
 from bot.store.models import Issue, IssueEvent, IssueFollower, Outbox, ReportDraft
 from tests.conftest import NOW, Clock
 
@@ -269,6 +270,20 @@ def test_a_similar_open_issue_is_offered_as_plus_one(app: CxApp, loaded: session
     assert any(f["value"] == "2" for f in edits[0].payload["fields"])
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "alike"),
+    [
+        ("Fakturan visar fel moms för november", "fel moms på fakturan för november", True),
+        ("the app crashes on login for android users", "app crashes when logging in on android", True),
+        ("Fakturan visar fel moms för november", "fakturan kom inte fram", False),
+        ("the app crashes on login for android users", "the app is slow", False),
+        ("kunden väntade länge i telefonkön", "kunden fick fel svar i telefon", False),
+    ],
+)
+def test_similarity_of_descriptions(a: str, b: str, alike: bool) -> None:
+    assert (similarity(a, b) >= SIMILAR) is alike
+
+
 def test_a_second_plus_one_from_the_same_person_counts_once(app: CxApp, loaded: sessionmaker[Session]) -> None:
     report_invoice(app, "anna")
     for _ in range(2):
@@ -384,6 +399,9 @@ def test_reassign(app: CxApp, loaded: sessionmaker[Session]) -> None:
         reassigned = session.get(Issue, 1)
         assert reassigned is not None and reassigned.assignee is not None and reassigned.assignee.key == "elin"
     assert len(outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:routed:dm:elin:%"))) == 3
+    latest_edit = outbox_rows(loaded, Outbox.topic == "issue:1:routed", Outbox.update_of_id.is_not(None))[-1]
+    owner = next(f["value"] for f in latest_edit.payload["fields"] if f["label"] in ("Ägare", "Owner"))
+    assert owner.endswith("Elin Sandberg")  # the edited post shows the new owner, not fatima
     say(app, "/cx issue 1 reassign customer-service", "elin")
     assert len(outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:routed:team:customer-service:%"))) == 3
     assert events(loaded) == ["reported", "reassigned", "reassigned"]

@@ -7,6 +7,7 @@ reporter is never named here, whoever is looking.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -55,8 +56,20 @@ def _assignee(catalogue: Catalogue, language: str, issue: Issue) -> str:
     return " · ".join(parts) or catalogue.text(language, "journey.no_owner")
 
 
-def stage_context(session: Session, catalogue: Catalogue, language: str, issue: Issue) -> str:
-    """Why it matters: the stage's open issues and its KPI targets."""
+@dataclass(frozen=True)
+class RoutedFacts:
+    """What a routed message shows beyond the issue itself, read once per change."""
+
+    reporter: str | None  # None: anonymous
+    open_in_stage: int
+    targets: str
+
+
+def routed_facts(session: Session, issue: Issue) -> RoutedFacts:
+    reporter = None
+    if not issue.anonymous:
+        event = session.scalar(select(IssueEvent).where(IssueEvent.issue_id == issue.id, IssueEvent.kind == "reported"))
+        reporter = event.actor.name if event is not None and event.actor is not None else "–"
     open_count = session.scalar(
         select(func.count())
         .select_from(Issue)
@@ -64,13 +77,18 @@ def stage_context(session: Session, catalogue: Catalogue, language: str, issue: 
     )
     targets = session.scalars(select(KpiTarget).where(KpiTarget.stage_id == issue.stage_id).order_by(KpiTarget.metric))
     target_text = ", ".join(f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in targets)
-    text = catalogue.text(language, "issues.stage_open", count=open_count or 0)
-    if target_text:
-        text += " · " + catalogue.text(language, "journey.targets", targets=target_text)
+    return RoutedFacts(reporter, open_count or 0, target_text)
+
+
+def stage_context(catalogue: Catalogue, language: str, facts: RoutedFacts) -> str:
+    """Why it matters: the stage's open issues and its KPI targets."""
+    text = catalogue.text(language, "issues.stage_open", count=facts.open_in_stage)
+    if facts.targets:
+        text += " · " + catalogue.text(language, "journey.targets", targets=facts.targets)
     return text
 
 
-def routed_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
+def routed_message(catalogue: Catalogue, language: str, issue: Issue, org: Org, facts: RoutedFacts) -> Message:
     def t(key: str, **values: object) -> str:
         return catalogue.text(language, key, **values)
 
@@ -78,7 +96,7 @@ def routed_message(session: Session, catalogue: Catalogue, language: str, issue:
         MessageField(label=t("issues.field.stage"), value=issue.stage.name(language)),
         MessageField(label=t("issues.field.status"), value=t(f"issues.status.{issue.status}")),
         MessageField(label=t("issues.field.assignee"), value=_assignee(catalogue, language, issue)),
-        MessageField(label=t("issues.field.reporter"), value=_reporter(session, catalogue, language, issue)),
+        MessageField(label=t("issues.field.reporter"), value=facts.reporter or t("issues.anonymous")),
     ]
     if issue.affected_count > 1:
         fields.append(MessageField(label=t("issues.field.affected"), value=str(issue.affected_count)))
@@ -116,7 +134,7 @@ def routed_message(session: Session, catalogue: Catalogue, language: str, issue:
         header=title(catalogue, language, issue),
         text=defuse_mentions(issue.description),
         fields=fields,
-        context=[stage_context(session, catalogue, language, issue)],
+        context=[stage_context(catalogue, language, facts)],
         buttons=buttons,
     )
 
@@ -163,7 +181,7 @@ def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org
 
 
 def detail_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
-    routed = routed_message(session, catalogue, language, issue, org)
+    routed = routed_message(catalogue, language, issue, org, routed_facts(session, issue))
     events = session.scalars(select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id))
     timeline = "\n".join(_event_line(catalogue, language, e, org) for e in events)
     return routed.model_copy(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from bot.domain.journey_map import Severity
 from bot.domain.matching import Candidate, MatchKind, Scored, match_touchpoint, suggest_touchpoints
 from bot.domain.sla import WorkingHours, deadlines
 from bot.i18n import Catalogue
+from bot.messages import Message
 from bot.outbox import edit_posts, post_to_person, post_to_team
 from bot.services import issue_views as views
 from bot.store.models import (
@@ -183,7 +185,7 @@ class IssueService:
         )
         best, best_score = None, 0.0
         for issue in open_issues:
-            score = fuzz.token_set_ratio(description.casefold(), issue.description.casefold())
+            score = similarity(description, issue.description)
             if score >= SIMILAR and score > best_score:
                 best, best_score = issue, score
         return best
@@ -294,12 +296,13 @@ class IssueService:
     def _route(self, issue: Issue, touchpoint: Touchpoint) -> None:
         """The owner team's channel and the owner, on every platform they are on."""
         topic = routed_topic(issue)
+        compose = self.routed_composer(issue)
         sent = 0
         if touchpoint.owner_team is not None:
             sent += post_to_team(
                 self.session,
                 touchpoint.owner_team,
-                lambda lang: views.routed_message(self.session, self.catalogue, lang, issue, self.org),
+                compose,
                 self.org.language,
                 f"{topic}:team",
                 self.now,
@@ -313,7 +316,7 @@ class IssueService:
             sent += post_to_person(
                 self.session,
                 person,
-                lambda lang: views.routed_message(self.session, self.catalogue, lang, issue, self.org),
+                compose,
                 language_for(person, self.org, self.org.language),
                 f"{topic}:dm:{person.key}",
                 self.now,
@@ -321,6 +324,11 @@ class IssueService:
             )
         if sent == 0:
             log.warning("issue %s on %s reached nobody: no owner, channel or admin", issue.id, touchpoint.key)
+
+    def routed_composer(self, issue: Issue) -> Callable[[str], Message]:
+        """The routed message in any language, from facts read once."""
+        facts = views.routed_facts(self.session, issue)
+        return lambda language: views.routed_message(self.catalogue, language, issue, self.org, facts)
 
     def fallback_people(self) -> list[Person]:
         return list(
@@ -342,7 +350,7 @@ class IssueService:
         edit_posts(
             self.session,
             routed_topic(issue),
-            lambda lang: views.routed_message(self.session, self.catalogue, lang, issue, self.org),
+            self.routed_composer(issue),
             self.org.language,
             f"{routed_topic(issue)}:v{issue.version}",
             self.now,
@@ -392,6 +400,7 @@ class IssueService:
             issue.acknowledged_at = issue.acknowledged_at or self.now
             if issue.assignee_id is None:
                 issue.assignee_id = actor.id
+                self.session.expire(issue, ["assignee"])
         elif action is IssueAction.RESOLVE:
             root_cause = match_root_cause(cause or "")
             if root_cause is None:
@@ -444,11 +453,14 @@ class IssueService:
         topic = routed_topic(issue)
         if person is not None:
             issue.assignee_id = person.id
+            # The relationship was read before the id changed: read it again when shown.
+            self.session.expire(issue, ["assignee"])
+            compose = self.routed_composer(issue)
             self._event(issue, "reassigned", actor, to_person=person.key)
             post_to_person(
                 self.session,
                 person,
-                lambda lang: views.routed_message(self.session, self.catalogue, lang, issue, self.org),
+                compose,
                 language_for(person, self.org, self.org.language),
                 f"{topic}:dm:{person.key}:v{issue.version}",
                 self.now,
@@ -457,11 +469,13 @@ class IssueService:
         else:
             assert team is not None
             issue.assignee_team_id, issue.assignee_id = team.id, None
+            self.session.expire(issue, ["assignee", "assignee_team"])
             self._event(issue, "reassigned", actor, to_team=team.key)
+            compose = self.routed_composer(issue)
             post_to_team(
                 self.session,
                 team,
-                lambda lang: views.routed_message(self.session, self.catalogue, lang, issue, self.org),
+                compose,
                 self.org.language,
                 f"{topic}:team:{team.key}:v{issue.version}",
                 self.now,
@@ -579,6 +593,17 @@ class IssueService:
         else:
             raise UserError("issues.list_usage")
         return kind, list(self.session.scalars(query))
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two descriptions are, 0–100.
+
+    ``token_set_ratio`` alone calls any text that contains the other's words a perfect match
+    ("fel moms" against a long report); averaging with ``token_sort_ratio`` keeps reworded
+    reports of one problem high while texts that merely share a few words fall below SIMILAR.
+    """
+    left, right = a.casefold(), b.casefold()
+    return (fuzz.token_set_ratio(left, right) + fuzz.token_sort_ratio(left, right)) / 2
 
 
 def validate_request(request: ReportRequest) -> None:
