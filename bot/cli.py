@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.domain.journey_map import load_journey_file
 from bot.i18n import CatalogueError, default_catalogue
 from bot.scheduler import build_scheduler, run_sla_sweep
+from bot.services.demo import seed_demo_issues
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
@@ -102,8 +103,12 @@ def load_journey_into(
 
 
 def load_demo(session_factory: sessionmaker[Session], settings: Settings) -> None:
-    """The example journey map (more demo data arrives with each capability)."""
+    """The example journey map, then a few days of issues (each capability adds its demo data)."""
     load_journey_into(session_factory, settings, settings.content_dir / "journey.example.yaml", ("console",))
+    with session_factory.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        seed_demo_issues(session, org, default_catalogue(), utc_now())
 
 
 @app.command()

@@ -158,3 +158,26 @@ def test_find_stage_by_key_name_and_spelling(loaded: sessionmaker[Session]) -> N
         assert find_stage(stages, "onbording").key == "onboarding"  # type: ignore[union-attr]
         assert find_stage(stages, "xyzzy") is None
         assert find_stage(stages, "   ") is None
+
+
+def test_demo_issues_are_seeded_once_as_history(loaded: sessionmaker[Session]) -> None:
+    from bot.services.demo import DEMO_ISSUES, seed_demo_issues
+    from bot.store.models import Issue
+
+    def waiting() -> int:
+        with loaded() as session:
+            return session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status != "sent")) or 0
+
+    before = waiting()  # the journey-load notices to the admins
+    for expected in (len(DEMO_ISSUES), 0):
+        with loaded.begin() as session:
+            org = current_org(session)
+            assert org is not None
+            assert seed_demo_issues(session, org, default_catalogue(), NOW) == expected
+    with loaded() as session:
+        statuses = sorted(session.scalars(select(Issue.status)).all())
+        assert statuses == ["acknowledged", "open", "open", "open", "resolved"]
+        assert all(i.reported_at < NOW for i in session.scalars(select(Issue)))
+        assert (session.scalar(select(func.count()).select_from(Outbox)) or 0) > before + len(DEMO_ISSUES)
+    # What the seeding posted is history: nothing more waits to be shown.
+    assert waiting() == before

@@ -253,7 +253,8 @@ def _sync_membership(session: Session, person: Person, wanted: set[int], report:
         session.add(TeamMember(team_id=team_id, person_id=person.id))
     for team_id in rows.keys() - wanted:
         session.delete(rows[team_id])
-    if wanted != rows.keys():
+    # A new person's teams are part of adding them, not a change of its own.
+    if wanted != rows.keys() and f"person {person.key}" not in report.added:
         report.updated.append(f"person {person.key} teams")
 
 

@@ -1,0 +1,78 @@
+"""Demo data for `cxbot run --demo` and `cxbot demo`: a few days of a company's CX life.
+
+Seeded through the same services a user's commands use, a few days in the past, once: a
+database that already has issues gets none. What the seeding posted counts as history, so it is
+marked delivered rather than shown again when the console starts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.domain.issues import IssueAction, parse_report
+from bot.i18n import Catalogue
+from bot.outbox import SENT
+from bot.services.issues import Created, IssueService
+from bot.store.models import Issue, Org, Outbox, Person
+
+# (days ago, local time, reporter, report text, then what happens: (actor, action, argument) …)
+DEMO_ISSUES: list[tuple[int, time, str, str, list[tuple[str, str, str]]]] = [
+    (
+        4,
+        time(9, 12),
+        "leila",
+        "high faktura: Flera kunder har fått novemberfakturan två gånger | impact: cirka 40 samtal till kundtjänst",
+        [
+            ("fatima", "ack", ""),
+            ("fatima", "resolve", "system: Dubblettkörningen i faktureringen stoppad; kunderna krediterade"),
+        ],
+    ),
+    (
+        3,
+        time(13, 40),
+        "david",
+        "installatörsbesök: Installatören kom utan rätt fästen och fick boka om besöket",
+        [("mikael", "ack", "")],
+    ),
+    (2, time(10, 5), "sara", "anonymous chatt: Chattboten lovade ett pris som inte finns i prislistan", []),
+    (1, time(15, 30), "jonas", "app: Appen visar gårdagens förbrukning som noll för vissa kunder", []),
+    (0, time(7, 45), "anna", "critical avbrott: SMS om strömavbrott gick inte ut i Norrland i morse", []),
+]
+
+
+def _at_local(day: datetime, moment: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day.astimezone(zone).date(), moment, tzinfo=zone).astimezone(UTC)
+
+
+def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: datetime) -> int:
+    """Create the demo issues unless the database already has issues; returns how many."""
+    if session.scalar(select(func.count()).select_from(Issue).where(Issue.org_id == org.id)):
+        return 0
+    first_post = session.scalar(select(func.max(Outbox.id))) or 0
+    people = {p.key: p for p in session.scalars(select(Person).where(Person.org_id == org.id))}
+    created = 0
+    zone = ZoneInfo(org.time_zone)
+    for days_ago, clock_time, reporter, text, steps in DEMO_ISSUES:
+        moment = _at_local(now - timedelta(days=days_ago), clock_time, zone)
+        if moment > now:  # "this morning" before the morning has come: yesterday's
+            moment -= timedelta(days=1)
+        service = IssueService(session, org, catalogue, moment)
+        outcome = service.report(people[reporter], parse_report(text), "console", allow_duplicate=True)
+        if not isinstance(outcome, Created):
+            continue
+        created += 1
+        for hours, (actor, action, argument) in enumerate(steps, start=1):
+            service.now = moment + timedelta(hours=3 * hours)
+            if action == "ack":
+                service.change(outcome.issue.id, people[actor], IssueAction.ACKNOWLEDGE)
+            else:
+                cause, _, taken = argument.partition(":")
+                service.change(
+                    outcome.issue.id, people[actor], IssueAction.RESOLVE, cause=cause, action_taken=taken.strip()
+                )
+    session.execute(update(Outbox).where(Outbox.id > first_post).values(status=SENT, sent_at=now))
+    return created
