@@ -64,15 +64,16 @@ def load_settings() -> Settings:
         fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
 
 
-def setup_logging(settings: Settings, to_file: bool = False) -> None:
-    handler: logging.Handler = (
-        logging.FileHandler("cxbot.log", encoding="utf-8") if to_file else logging.StreamHandler(sys.stderr)
-    )
+def setup_logging(settings: Settings, console: bool = False) -> None:
+    """Logs to stderr; for the console bot, to cxbot.log, with only warnings on stderr, so the
+    conversation on the terminal stays readable and every log line is still kept."""
+    level = settings.log_level.upper()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if console:
+        handlers[0].setLevel(logging.WARNING)
+        handlers.append(logging.FileHandler("cxbot.log", encoding="utf-8"))
     logging.basicConfig(
-        level=settings.log_level.upper(),
-        handlers=[handler],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
+        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     # Alembic narrates every migration step at INFO; a user only needs to hear of problems.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -138,7 +139,7 @@ def run(
     if chosen is not AdapterName.CONSOLE:
         fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
     interactive = sys.stdin.isatty()
-    setup_logging(settings, to_file=interactive)
+    setup_logging(settings, console=True)
     engine, session_factory = open_database(settings)
     from adapters.console import ConsoleAdapter, ConsoleClock, interactive_lines  # composition root
 

@@ -139,6 +139,20 @@ def team_targets(session: Session, team: Team) -> list[Target]:
     return [Target(c.platform, "channel", c.channel_ref) for c in channels]
 
 
+def post_to_targets(
+    session: Session,
+    targets: Sequence[Target],
+    compose: Callable[[str], Message],
+    language: str,
+    key: str,
+    now: datetime,
+    topic: str | None = None,
+) -> int:
+    """Queue one message, written in ``language``, to each target; returns how many were new."""
+    message = compose(language)
+    return enqueue_many(session, [Queued(t, message, f"{key}:{t}", topic, None, language) for t in targets], now)
+
+
 def post_to_person(
     session: Session,
     person: Person,
@@ -149,11 +163,7 @@ def post_to_person(
     topic: str | None = None,
 ) -> int:
     """Queue a direct message on every platform where the person has an identity."""
-    message = compose(language)
-    posts = [
-        Queued(target, message, f"{key}:{target}", topic, None, language) for target in person_targets(session, person)
-    ]
-    return enqueue_many(session, posts, now)
+    return post_to_targets(session, person_targets(session, person), compose, language, key, now, topic)
 
 
 def post_to_team(
@@ -166,11 +176,7 @@ def post_to_team(
     topic: str | None = None,
 ) -> int:
     """Queue a post in the team's channel on every platform where it has one."""
-    message = compose(language)
-    posts = [
-        Queued(target, message, f"{key}:{target}", topic, None, language) for target in team_targets(session, team)
-    ]
-    return enqueue_many(session, posts, now)
+    return post_to_targets(session, team_targets(session, team), compose, language, key, now, topic)
 
 
 def edit_posts(

@@ -141,3 +141,11 @@ def pg_session_factory() -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         drop()
+
+
+@pytest.fixture
+def pg_loaded(pg_session_factory: sessionmaker[Session], example_journey: JourneyMap) -> sessionmaker[Session]:
+    """The example journey on PostgreSQL alone."""
+    with pg_session_factory.begin() as session:
+        apply_journey(session, example_journey, NOW, default_catalogue(), implicit_platforms=("console",))
+    return pg_session_factory

@@ -192,7 +192,8 @@ def test_escalation_by_moving_the_console_clock(loaded: sessionmaker[Session]) -
 
 
 def test_the_real_command_runs_a_report_script(bare_engine: Engine, tmp_path: Path) -> None:
-    script = "/cx report kritisk app: kraschar\n/as oskar\n/cx issue 1 ack\n/clock +3h\n/cx issue 1\n"
+    # The demo has five issues already: this report becomes #6.
+    script = "/cx report kritisk app: kraschar\n/as oskar\n/cx issue 6 ack\n/clock +3h\n/cx issue 6\n"
     result = subprocess.run(
         [CXBOT, "run", "--adapter", "console", "--demo", "--as", "anna"],
         input=script,
@@ -203,7 +204,10 @@ def test_the_real_command_runs_a_report_script(bare_engine: Engine, tmp_path: Pa
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Tack! Ärende #1 (Mobilappen) ligger nu hos Webb och app · Oskar Holm." in result.stdout
-    assert "You acknowledged #1." in result.stdout
-    assert "acknowledged by Oskar Holm" in result.stdout
-    assert "escalated to" not in result.stdout  # acknowledged in time: no escalation
+    assert "Tack! Ärende #6 (Mobilappen) ligger nu hos Webb och app · Oskar Holm." in result.stdout
+    assert "You acknowledged #6." in result.stdout
+    timeline = result.stdout[result.stdout.rindex("oskar> /cx issue 6") :]
+    assert "acknowledged by Oskar Holm" in timeline
+    assert "escalated to" not in timeline  # acknowledged in time: no escalation
+    assert result.stderr == ""  # the log went to cxbot.log
+    assert "issue 6 reported on mobile-app (critical) by anna" in (tmp_path / "cxbot.log").read_text(encoding="utf-8")

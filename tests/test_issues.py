@@ -483,14 +483,8 @@ def test_an_anonymous_reporter_is_never_shown_yet_hears_the_outcome(
 
 
 @pytest.mark.postgres
-def test_two_owners_acknowledging_at_once_make_one_event(
-    pg_session_factory: sessionmaker[Session], example_journey: object, clock: Clock
-) -> None:
-    from bot.i18n import default_catalogue
-    from bot.services.setup import apply_journey
-
-    with pg_session_factory.begin() as session:
-        apply_journey(session, example_journey, NOW, default_catalogue(), implicit_platforms=("console",))  # type: ignore[arg-type]
+def test_two_owners_acknowledging_at_once_make_one_event(pg_loaded: sessionmaker[Session], clock: Clock) -> None:
+    pg_session_factory = pg_loaded
     app = CxApp(pg_session_factory, clock=clock, default_language="sv")
     report_invoice(app)
     replies: list[str] = []

@@ -175,14 +175,8 @@ def test_one_clock_leads_and_another_takes_over(pg_session_factory: sessionmaker
 
 
 @pytest.mark.postgres
-def test_two_sweeps_at_once_escalate_once(
-    pg_session_factory: sessionmaker[Session], example_journey: object, clock: Clock
-) -> None:
-    from bot.i18n import default_catalogue
-    from bot.services.setup import apply_journey
-
-    with pg_session_factory.begin() as session:
-        apply_journey(session, example_journey, NOW, default_catalogue(), implicit_platforms=("console",))  # type: ignore[arg-type]
+def test_two_sweeps_at_once_escalate_once(pg_loaded: sessionmaker[Session], clock: Clock) -> None:
+    pg_session_factory = pg_loaded
     app = CxApp(pg_session_factory, clock=clock, default_language="sv")
     for n in range(10):
         # Different enough from each other not to be offered as "+1".

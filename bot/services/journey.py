@@ -8,7 +8,7 @@ membership) simply follows the file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -209,23 +209,45 @@ def load_journey(
     return org, report
 
 
-def _sync_channels(session: Session, team: Team, wanted: dict[str, str], report: LoadReport) -> None:
-    rows = {c.platform: c for c in session.scalars(select(TeamChannel).where(TeamChannel.team_id == team.id))}
-    for platform, ref in wanted.items():
-        row = rows.get(platform)
+def _follow_file(
+    session: Session,
+    rows: dict[str, Any],
+    wanted: dict[str, Any],
+    *,
+    make: Callable[[str, Any], Any],
+    column: str,
+    label: str,
+    report: LoadReport,
+    keep: frozenset[str] = frozenset(),
+) -> None:
+    """Rows that are pure configuration follow the file: added, updated, deleted when dropped."""
+    for name, value in wanted.items():
+        row = rows.get(name)
         if row is None:
-            session.add(TeamChannel(team_id=team.id, platform=platform, channel_ref=ref))
-            report.added.append(f"channel {team.key}/{platform}")
-        elif _sync(row, {"channel_ref": ref}):
-            report.updated.append(f"channel {team.key}/{platform}")
-    for platform, row in rows.items():
-        if platform not in wanted and platform not in IMPLICIT_PLATFORMS:
+            session.add(make(name, value))
+            report.added.append(f"{label}/{name}")
+        elif _sync(row, {column: value}):
+            report.updated.append(f"{label}/{name}")
+    for name, row in rows.items():
+        if name not in wanted and name not in keep:
             session.delete(row)
-            report.updated.append(f"channel {team.key}/{platform} removed")
+            report.updated.append(f"{label}/{name} removed")
+
+
+def _sync_channels(session: Session, team: Team, wanted: dict[str, str], report: LoadReport) -> None:
+    _follow_file(
+        session,
+        {c.platform: c for c in session.scalars(select(TeamChannel).where(TeamChannel.team_id == team.id))},
+        wanted,
+        make=lambda platform, ref: TeamChannel(team_id=team.id, platform=platform, channel_ref=ref),
+        column="channel_ref",
+        label=f"channel {team.key}",
+        report=report,
+        keep=IMPLICIT_PLATFORMS,
+    )
 
 
 def _sync_identities(session: Session, person: Person, wanted: dict[str, str], report: LoadReport) -> None:
-    rows = {i.platform: i for i in session.scalars(select(Identity).where(Identity.person_id == person.id))}
     for platform, external in wanted.items():
         # The id may belong to someone else in the database (the file moved it): move it here.
         holder = session.scalar(
@@ -234,16 +256,16 @@ def _sync_identities(session: Session, person: Person, wanted: dict[str, str], r
         if holder is not None and holder.person_id != person.id:
             session.delete(holder)
             session.flush()
-        row = rows.get(platform)
-        if row is None:
-            session.add(Identity(person_id=person.id, platform=platform, external_user_id=external))
-            report.added.append(f"identity {person.key}/{platform}")
-        elif _sync(row, {"external_user_id": external}):
-            report.updated.append(f"identity {person.key}/{platform}")
-    for platform, row in rows.items():
-        if platform not in wanted and platform not in IMPLICIT_PLATFORMS:
-            session.delete(row)
-            report.updated.append(f"identity {person.key}/{platform} removed")
+    _follow_file(
+        session,
+        {i.platform: i for i in session.scalars(select(Identity).where(Identity.person_id == person.id))},
+        wanted,
+        make=lambda platform, external: Identity(person_id=person.id, platform=platform, external_user_id=external),
+        column="external_user_id",
+        label=f"identity {person.key}",
+        report=report,
+        keep=IMPLICIT_PLATFORMS,
+    )
     session.flush()
 
 
@@ -259,18 +281,15 @@ def _sync_membership(session: Session, person: Person, wanted: set[int], report:
 
 
 def _sync_targets(session: Session, stage: Stage, wanted: dict[str, float], report: LoadReport) -> None:
-    rows = {t.metric: t for t in session.scalars(select(KpiTarget).where(KpiTarget.stage_id == stage.id))}
-    for metric, value in wanted.items():
-        row = rows.get(metric)
-        if row is None:
-            session.add(KpiTarget(stage_id=stage.id, metric=metric, target=value))
-            report.added.append(f"target {stage.key}/{metric}")
-        elif _sync(row, {"target": value}):
-            report.updated.append(f"target {stage.key}/{metric}")
-    for metric, row in rows.items():
-        if metric not in wanted:
-            session.delete(row)
-            report.updated.append(f"target {stage.key}/{metric} removed")
+    _follow_file(
+        session,
+        {t.metric: t for t in session.scalars(select(KpiTarget).where(KpiTarget.stage_id == stage.id))},
+        wanted,
+        make=lambda metric, value: KpiTarget(stage_id=stage.id, metric=metric, target=value),
+        column="target",
+        label=f"target {stage.key}",
+        report=report,
+    )
 
 
 # --- reading -------------------------------------------------------------------------------
