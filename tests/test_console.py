@@ -99,16 +99,21 @@ def cli_env(bare_engine: Engine, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [CXBOT, "run", "--adapter", "console", "--demo"],
-        input="/cx help\n/cx journey\n",
+def run_cxbot(bare_engine: Engine, tmp_path: Path, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `cxbot` with stdin piped in, on the test's database, in a scratch folder."""
+    return subprocess.run(
+        [CXBOT, *args],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=tmp_path,
         env=cli_env(bare_engine, tmp_path),
         timeout=120,
     )
+
+
+def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path: Path) -> None:
+    result = run_cxbot(bare_engine, tmp_path, "/cx help\n/cx journey\n", "run", "--adapter", "console", "--demo")
     assert result.returncode == 0, result.stderr
     assert "## cxbot: kundupplevelsen är allas jobb" in result.stdout
     assert "## Kundresan: Nordljus Energi AB" in result.stdout
@@ -117,15 +122,7 @@ def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path:
 
 @pytest.mark.parametrize("stdin", ["", "\n\n   \n"])
 def test_empty_input_exits_0(bare_engine: Engine, tmp_path: Path, stdin: str) -> None:
-    result = subprocess.run(
-        [CXBOT, "run", "--adapter", "console", "--demo", "--as", "erik"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(bare_engine, tmp_path),
-        timeout=120,
-    )
+    result = run_cxbot(bare_engine, tmp_path, stdin, "run", "--adapter", "console", "--demo", "--as", "erik")
     assert result.returncode == 0, result.stderr
     assert " to @erik]" in result.stdout  # the journey-load notice reaches the admin
 
@@ -194,15 +191,7 @@ def test_escalation_by_moving_the_console_clock(loaded: sessionmaker[Session]) -
 def test_the_real_command_runs_a_report_script(bare_engine: Engine, tmp_path: Path) -> None:
     # The demo has five issues already: this report becomes #6.
     script = "/cx report kritisk app: kraschar\n/as oskar\n/cx issue 6 ack\n/clock +3h\n/cx issue 6\n"
-    result = subprocess.run(
-        [CXBOT, "run", "--adapter", "console", "--demo", "--as", "anna"],
-        input=script,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(bare_engine, tmp_path),
-        timeout=120,
-    )
+    result = run_cxbot(bare_engine, tmp_path, script, "run", "--adapter", "console", "--demo", "--as", "anna")
     assert result.returncode == 0, result.stderr
     assert "Tack! Ärende #6 (Mobilappen) ligger nu hos Webb och app · Oskar Holm." in result.stdout
     assert "You acknowledged #6." in result.stdout
