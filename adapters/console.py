@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp, excerpt, language_for, utc_now
 from bot.domain.durations import parse_duration
-from bot.messages import Button, Click, Invocation, Message, Reply, Visibility
+from bot.messages import Button, Click, Invocation, Message, Reaction, Reply, ThreadReply, Visibility
 from bot.outbox import Post, drain
 from bot.services.journey import current_org
 from bot.store.models import Identity, Person
@@ -97,6 +97,7 @@ class ConsoleAdapter:
         # What the clock process would do now (the SLA sweep); run after /clock moves time.
         self.on_tick = on_tick
         self.buttons: dict[int, NumberedButton] = {}
+        self.replies = 0
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -127,6 +128,8 @@ class ConsoleAdapter:
             self.write(self.console_help())
         elif line.startswith("/clock"):
             self.move_clock(line[6:].strip())
+        elif line.startswith(("/react", "/reply")):
+            self.respond_to_post(line)
         elif line.lower().startswith("/cx") or line.lower() == "cx":
             self.show(self.app.dispatch(self.invocation(line)), "you")
         else:
@@ -184,6 +187,30 @@ class ConsoleAdapter:
             return
         self.person_key = key
         self.write(self.app.catalogue.text(self.language_hint(), "console.now_as", key=key))
+
+    def respond_to_post(self, line: str) -> None:
+        """``/react console-12 👍`` or ``/reply console-12 <text>``: what chat users do to a post."""
+        command, _, rest = line.partition(" ")
+        ref, _, detail = rest.strip().partition(" ")
+        language = self.language_hint()
+        if not ref.startswith("console-") or not detail.strip():
+            log.info("console: bad %s %r", command, excerpt(rest))
+            self.write(self.app.catalogue.text(language, "console.respond_usage"))
+            return
+        if command == "/react":
+            answer = self.app.react(
+                Reaction(PLATFORM, WORKSPACE, self.person_key, self.channel_id, ref, detail.strip()[:32])
+            )
+            note = self.app.catalogue.text(language, "console.reacted", emoji=detail.strip()[:32], ref=ref)
+        else:
+            self.replies += 1
+            answer = self.app.replied(
+                ThreadReply(PLATFORM, WORKSPACE, self.person_key, self.channel_id, ref, f"console-reply-{self.replies}")
+            )
+            note = self.app.catalogue.text(language, "console.replied", ref=ref)
+        self.write(note)
+        if answer is not None and (answer.message.text or answer.message.header):
+            self.show(answer, "you")
 
     def move_clock(self, amount: str) -> None:
         language = self.language_hint()

@@ -9,15 +9,17 @@ traceback, the transaction is rolled back, and the user is told nothing was save
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.i18n import Catalogue, default_catalogue
-from bot.messages import Click, Invocation, Message, Reply
+from bot.content import Content, default_content
+from bot.domain.tips import Tip
+from bot.i18n import Catalogue
+from bot.messages import Click, Invocation, Message, Reaction, Reply, ThreadReply
 from bot.services.journey import current_org
 from bot.store.models import Identity, Org, Person
 
@@ -51,6 +53,8 @@ class Context:
     channel_id: str
     now: datetime
     catalogue: Catalogue
+    tips: Mapping[str, Mapping[int, Tip]]
+    tip_order: str = "auto"
 
     def t(self, key: str, /, **values: object) -> str:
         return self.catalogue.text(self.language, key, **values)
@@ -85,10 +89,17 @@ class Command:
     aliases: tuple[str, ...] = ()
 
 
+ReactionHandler = Callable[[Context, Reaction], "Reply | None"]
+ReplyHandler = Callable[[Context, ThreadReply], "Reply | None"]
+
+
 @dataclass
 class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
     clicks: dict[str, ClickHandler] = field(default_factory=dict)
+    # Every handler sees every reaction or reply; one that answers ends the search.
+    reactions: list[ReactionHandler] = field(default_factory=list)
+    replies: list[ReplyHandler] = field(default_factory=list)
 
     def command(self, name: str, usage: str, *aliases: str) -> Callable[[CommandHandler], CommandHandler]:
         def decorate(handler: CommandHandler) -> CommandHandler:
@@ -135,16 +146,20 @@ class CxApp:
         registry: Registry | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
-        catalogue: Catalogue | None = None,
+        content: Content | None = None,
         default_language: str = "sv",
+        tip_order: str = "auto",
     ) -> None:
         from bot.commands import default_registry
 
         self.session_factory = session_factory
         self.registry = registry or default_registry()
         self.clock = clock
-        self.catalogue = catalogue or default_catalogue()
+        content = content or default_content()
+        self.catalogue = content.catalogue
+        self.tips = content.tips
         self.default_language = default_language
+        self.tip_order = tip_order
 
     # --- entry points ------------------------------------------------------------------
 
@@ -165,6 +180,26 @@ class CxApp:
             click.channel_id,
             f"click {click.action_id}",
             lambda ctx: self._route_click(ctx, click),
+        )
+
+    def react(self, reaction: Reaction) -> Reply | None:
+        """An emoji on a message. None: nothing to say back (the usual case)."""
+        return self._run_quiet(
+            reaction.platform,
+            reaction.user_id,
+            reaction.channel_id,
+            f"reaction {excerpt(reaction.emoji, 16)}",
+            lambda ctx: self._route_reaction(ctx, reaction),
+        )
+
+    def replied(self, reply: ThreadReply) -> Reply | None:
+        """A reply under one of the bot's messages."""
+        return self._run_quiet(
+            reply.platform,
+            reply.user_id,
+            reply.channel_id,
+            "thread reply",
+            lambda ctx: self._route_reply(ctx, reply),
         )
 
     # --- override hooks ----------------------------------------------------------------
@@ -198,6 +233,8 @@ class CxApp:
             channel_id=channel_id,
             now=self.clock(),
             catalogue=self.catalogue,
+            tips=self.tips,
+            tip_order=self.tip_order,
         )
         try:
             # Leaving this block by any exception rolls back, so a refused or failed command
@@ -211,6 +248,33 @@ class CxApp:
             return self.on_error(ctx, error, what)
         finally:
             session.close()
+
+    def _run_quiet(
+        self, platform: str, user_id: str, channel_id: str, what: str, handle: Callable[[Context], Reply | None]
+    ) -> Reply | None:
+        """Like _run, for events that usually need no answer."""
+        answer: list[Reply | None] = []
+
+        def capture(ctx: Context) -> Reply:
+            answer.append(handle(ctx))
+            return Reply(Message())
+
+        reply = self._run(platform, user_id, channel_id, what, capture)
+        return answer[0] if answer else reply
+
+    def _route_reaction(self, ctx: Context, reaction: Reaction) -> Reply | None:
+        for handler in self.registry.reactions:
+            answer = handler(ctx, reaction)
+            if answer is not None:
+                return answer
+        return None
+
+    def _route_reply(self, ctx: Context, reply: ThreadReply) -> Reply | None:
+        for handler in self.registry.replies:
+            answer = handler(ctx, reply)
+            if answer is not None:
+                return answer
+        return None
 
     def _identify(self, ctx: Context) -> None:
         ctx.org = current_org(ctx.session)

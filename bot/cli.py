@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,9 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp, utc_now
 from bot.config import Settings
+from bot.content import Content, load_content
 from bot.domain.journey_map import load_journey_file
-from bot.i18n import CatalogueError, default_catalogue
-from bot.scheduler import build_scheduler, run_sla_sweep
+from bot.domain.tips import TipsFileError
+from bot.i18n import CatalogueError
+from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
 from bot.services.demo import seed_demo_issues
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
@@ -90,26 +97,39 @@ def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     return engine, make_session_factory(engine)
 
 
+def read_content(settings: Settings) -> Content:
+    """The catalogue and the tips from CXBOT_CONTENT_DIR; a broken file is one line and exit 1."""
+    try:
+        return load_content(settings.content_dir)
+    except (CatalogueError, TipsFileError) as exc:
+        fail(str(exc))
+
+
 def org_defaults(settings: Settings) -> OrgDefaults:
     return OrgDefaults(time_zone=settings.time_zone, language=settings.language)
 
 
 def load_journey_into(
-    session_factory: sessionmaker[Session], settings: Settings, file: Path, platforms: tuple[str, ...] = ()
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    content: Content,
+    file: Path,
+    platforms: tuple[str, ...] = (),
 ) -> LoadReport:
     journey = read_journey(file)
     with session_factory.begin() as session:
-        _, report = apply_journey(session, journey, utc_now(), default_catalogue(), platforms, org_defaults(settings))
+        _, report = apply_journey(session, journey, utc_now(), content.catalogue, platforms, org_defaults(settings))
     return report
 
 
-def load_demo(session_factory: sessionmaker[Session], settings: Settings) -> None:
+def load_demo(session_factory: sessionmaker[Session], settings: Settings, content: Content) -> None:
     """The example journey map, then a few days of issues (each capability adds its demo data)."""
-    load_journey_into(session_factory, settings, settings.content_dir / "journey.example.yaml", ("console",))
+    example = settings.content_dir / "journey.example.yaml"
+    load_journey_into(session_factory, settings, content, example, ("console",))
     with session_factory.begin() as session:
         org = current_org(session)
         assert org is not None
-        seed_demo_issues(session, org, default_catalogue(), utc_now())
+        seed_demo_issues(session, org, content.catalogue, utc_now())
 
 
 @app.command()
@@ -140,16 +160,17 @@ def run(
         fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
     interactive = sys.stdin.isatty()
     setup_logging(settings, console=True)
+    content = read_content(settings)
     engine, session_factory = open_database(settings)
     from adapters.console import ConsoleAdapter, ConsoleClock, interactive_lines  # composition root
 
     clock_now = ConsoleClock()
     try:
         if demo:
-            load_demo(session_factory, settings)
+            load_demo(session_factory, settings, content)
         elif settings.journey_file is not None:
             # The file is the source of truth: every start brings the database in line with it.
-            load_journey_into(session_factory, settings, settings.journey_file, ("console",))
+            load_journey_into(session_factory, settings, content, settings.journey_file, ("console",))
         with session_factory.begin() as session:
             org = current_org(session)
             if org is None:
@@ -157,8 +178,14 @@ def run(
             ensure_platform_presence(session, org, "console")
             person = pick_console_person(session, org.id, as_person)
             language, time_zone = org.language, org.time_zone
-        cx = CxApp(session_factory, clock=clock_now, default_language=language or settings.language)
-    except (JourneyFileError, CatalogueError) as exc:
+        cx = CxApp(
+            session_factory,
+            clock=clock_now,
+            content=content,
+            default_language=language or settings.language,
+            tip_order=settings.tip_order,
+        )
+    except JourneyFileError as exc:
         fail(str(exc))
     console = ConsoleAdapter(
         cx,
@@ -167,12 +194,13 @@ def run(
         echo=not interactive,
         channel_id=channel,
         clock=clock_now,
-        on_tick=lambda: run_sla_sweep(session_factory, clock_now),
+        on_tick=lambda: run_clock_jobs(session_factory, clock_now, settings, content),
     )
     scheduler = None
     if not no_clock:
-        scheduler, leadership = build_scheduler(engine, session_factory, clock_now, time_zone, blocking=False)
-        scheduler.start()
+        scheduler, leadership = start_scheduler(
+            engine, session_factory, clock_now, time_zone, settings, content, blocking=False
+        )
     if interactive:
         typer.echo(f"cxbot console: you are {person}. /cx help for commands, /help for the console's own.")
     try:
@@ -205,18 +233,58 @@ def clock() -> None:
     """Run the scheduler alone (weekly tip, weekly digest, SLA sweep)."""
     settings = load_settings()
     setup_logging(settings)
+    # Read the content now: a broken tips file is a start-up error, not a Monday-morning one.
+    content = read_content(settings)
     engine, session_factory = open_database(settings)
     with session_factory() as session:
         org = current_org(session)
         time_zone = org.time_zone if org is not None else settings.time_zone
-    scheduler, leadership = build_scheduler(engine, session_factory, utc_now, time_zone, blocking=True)
     log.info("clock: starting (time zone %s)", time_zone)
     try:
-        scheduler.start()
+        _, leadership = start_scheduler(engine, session_factory, utc_now, time_zone, settings, content, blocking=True)
     except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        leadership.release()
+        return
+    leadership.release()
+
+
+def start_scheduler(
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    time_zone: str,
+    settings: Settings,
+    content: Content,
+    *,
+    blocking: bool,
+) -> tuple[BaseScheduler, Leadership]:
+    try:
+        scheduler, leadership = build_scheduler(
+            engine,
+            session_factory,
+            clock,
+            time_zone,
+            blocking=blocking,
+            tip_schedule=settings.tip_schedule,
+            tip_order=settings.tip_order,
+            content=content,
+        )
+    except ValueError as exc:  # APScheduler's word for a malformed crontab
+        fail(f"bad CXBOT_TIP_SCHEDULE {settings.tip_schedule!r}: {exc}")
+    scheduler.start()  # returns only when a blocking scheduler stops
+    return scheduler, leadership
+
+
+def run_clock_jobs(
+    session_factory: sessionmaker[Session], clock: Callable[[], datetime], settings: Settings, content: Content
+) -> None:
+    """What the clock would do at this moment: the SLA sweep, and the weekly tip if it is due."""
+    run_sla_sweep(session_factory, clock, content)
+    with session_factory() as session:
+        org = current_org(session)
+        zone = ZoneInfo(org.time_zone if org is not None else settings.time_zone)
+    trigger = CronTrigger.from_crontab(settings.tip_schedule, timezone=zone)
+    if due_this_week(trigger, clock(), zone):
+        run_weekly_tips(session_factory, clock, settings.tip_order, content)
 
 
 @app.command("demo")
@@ -224,9 +292,10 @@ def demo_command() -> None:
     """Load the example journey map and demo data into the database."""
     settings = load_settings()
     setup_logging(settings)
+    content = read_content(settings)
     _, session_factory = open_database(settings)
     try:
-        load_demo(session_factory, settings)
+        load_demo(session_factory, settings, content)
     except JourneyFileError as exc:
         fail(str(exc))
     typer.echo(f"Demo data loaded into {settings.database_url}.")
@@ -268,9 +337,10 @@ def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
+    content = read_content(settings)
     _, session_factory = open_database(settings)
     with session_factory.begin() as session:
-        _, report = apply_journey(session, journey, utc_now(), default_catalogue(), (), org_defaults(settings))
+        _, report = apply_journey(session, journey, utc_now(), content.catalogue, (), org_defaults(settings))
     typer.echo(f"{file}: loaded: {report.summary()}")
 
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     time_zone: str = "Europe/Stockholm"
     language: Literal["sv", "en"] = "sv"
     log_level: str = "INFO"
+    # When the weekly tip goes out (crontab, in the org's time zone) and how it is chosen.
+    tip_schedule: str = "0 9 * * mon"
+    tip_order: Literal["auto", "rotation", "adaptive"] = "auto"
 
     # Slack (issue 7), Discord (issue 8) and OpenAI (issue 4) use their platforms' usual names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")

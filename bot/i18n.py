@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 
 import yaml
@@ -62,8 +61,7 @@ def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-@cache
 def default_catalogue() -> Catalogue:
-    from bot.config import default_content_dir
+    from bot.content import default_content
 
-    return load_catalogue(default_content_dir() / "i18n")
+    return default_content().catalogue

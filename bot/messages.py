@@ -85,3 +85,27 @@ class Click:
     action_id: str
     value: str = ""
     message_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """An emoji put on a message; adapters report them (for tip engagement, and capture)."""
+
+    platform: str
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    message_ref: str
+    emoji: str
+
+
+@dataclass(frozen=True)
+class ThreadReply:
+    """A reply posted under one of the bot's messages."""
+
+    platform: str
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    parent_ref: str
+    reply_ref: str

@@ -12,20 +12,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.i18n import Catalogue, default_catalogue
+from bot.content import Content, default_content
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
 from bot.services.sla_sweep import SweepReport, sweep
+from bot.services.tips import TipService, subscriptions
+from bot.store.models import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +39,52 @@ MISFIRE_GRACE_SECONDS = 5 * 60
 
 
 def run_sla_sweep(
-    session_factory: sessionmaker[Session], clock: Callable[[], datetime], catalogue: Catalogue | None = None
+    session_factory: sessionmaker[Session], clock: Callable[[], datetime], content: Content | None = None
 ) -> SweepReport | None:
     """One SLA sweep in its own transaction; None when no journey is loaded."""
     with session_factory.begin() as session:
         org = current_org(session)
         if org is None:
             return None
-        return sweep(IssueService(session, org, catalogue or default_catalogue(), clock()))
+        return sweep(IssueService(session, org, (content or default_content()).catalogue, clock()))
+
+
+def run_weekly_tips(
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    order: str = "auto",
+    content: Content | None = None,
+) -> int:
+    """This week's tip to every subscribed channel that has not had it; returns how many posted.
+
+    Each channel in its own transaction, so one channel's trouble does not hold back the others;
+    the unique (channel, week) makes a rerun, a restart or a second clock post nothing twice.
+    """
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            return 0
+        channels = [s.id for s in subscriptions(session, org, "tips")]
+    content = content or default_content()
+    posted = 0
+    for subscription_id in channels:
+        with session_factory.begin() as session:
+            org = current_org(session)
+            subscription = session.get(Subscription, subscription_id)
+            if org is None or subscription is None:
+                continue
+            service = TipService(session, org, content.catalogue, content.tips, clock())
+            posted += service.post_weekly(subscription, order) is not None
+    return posted
+
+
+def due_this_week(trigger: CronTrigger, now: datetime, zone: ZoneInfo) -> bool:
+    """Has the trigger fired this week already (by the schedule), so that a clock that was down
+    then should catch up now? The week is the ISO week in the org's time zone."""
+    local = now.astimezone(zone)
+    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(0), tzinfo=zone)
+    first = trigger.get_next_fire_time(None, monday)
+    return first is not None and first <= now
 
 
 class Leadership:
@@ -112,13 +154,20 @@ def build_scheduler(
     time_zone: str,
     *,
     blocking: bool,
+    tip_schedule: str = "0 9 * * mon",
+    tip_order: str = "auto",
+    content: Content | None = None,
 ) -> tuple[BaseScheduler, Leadership]:
+    """The jobs, each under an explicit id, in the org's time zone, with minutes of misfire grace.
+
+    A weekly job whose moment passed while no clock ran is caught up at start (it is idempotent).
+    """
     leadership = Leadership(engine)
     scheduler: BaseScheduler = (
         BlockingScheduler(timezone=time_zone) if blocking else BackgroundScheduler(timezone=time_zone)
     )
     scheduler.add_job(
-        led(leadership, lambda: run_sla_sweep(session_factory, clock), "sla_sweep"),
+        led(leadership, lambda: run_sla_sweep(session_factory, clock, content), "sla_sweep"),
         IntervalTrigger(minutes=SWEEP_MINUTES, timezone=time_zone),
         id="sla_sweep",
         name="SLA reminders and escalation",
@@ -127,4 +176,18 @@ def build_scheduler(
         max_instances=1,
         replace_existing=True,
     )
+    tips_trigger = CronTrigger.from_crontab(tip_schedule, timezone=time_zone)
+    weekly_tips = led(leadership, lambda: run_weekly_tips(session_factory, clock, tip_order, content), "weekly_tips")
+    scheduler.add_job(
+        weekly_tips,
+        tips_trigger,
+        id="weekly_tips",
+        name="The weekly CX tip",
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
+    if due_this_week(tips_trigger, clock(), ZoneInfo(time_zone)):
+        scheduler.add_job(weekly_tips, id="weekly_tips_catch_up", name="Catch up this week's tip")
     return scheduler, leadership

@@ -48,6 +48,9 @@ def test_help_lists_every_command(app: CxApp) -> None:
         "/cx report [severity] [anonymous] <touchpoint>: <what happened>",
         "/cx issues [mine|open|overdue|team <t>|touchpoint <tp>]",
         "/cx issue <n> [ack|resolve <cause>: <action>|reopen|reassign <person>]",
+        "/cx tip [1-10|next]",
+        "/cx subscribe tips|digest|all",
+        "/cx unsubscribe tips|digest|all",
     ]
 
 

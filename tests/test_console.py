@@ -99,7 +99,9 @@ def cli_env(bare_engine: Engine, tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cxbot(bare_engine: Engine, tmp_path: Path, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cxbot(
+    bare_engine: Engine, tmp_path: Path, stdin: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The installed `cxbot` with stdin piped in, on the test's database, in a scratch folder."""
     return subprocess.run(
         [CXBOT, *args],
@@ -107,7 +109,7 @@ def run_cxbot(bare_engine: Engine, tmp_path: Path, stdin: str, *args: str) -> su
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=cli_env(bare_engine, tmp_path),
+        env={**cli_env(bare_engine, tmp_path), **(env or {})},
         timeout=120,
     )
 

@@ -11,6 +11,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -139,19 +140,19 @@ def test_the_sweep_without_a_journey_does_nothing(session_factory: sessionmaker[
     assert run_sla_sweep(session_factory, clock) is None
 
 
-def test_the_clock_job_is_configured_explicitly(
+def test_the_clock_jobs_are_configured_explicitly(
     engine: Engine, session_factory: sessionmaker[Session], clock: Clock
 ) -> None:
     scheduler, leadership = build_scheduler(engine, session_factory, clock, "Europe/Stockholm", blocking=False)
-    [job] = scheduler.get_jobs()
-    assert (job.id, job.misfire_grace_time, job.coalesce, job.max_instances) == (
-        "sla_sweep",
-        MISFIRE_GRACE_SECONDS,
-        True,
-        1,
-    )
-    assert isinstance(job.trigger, IntervalTrigger)
-    assert str(job.trigger.timezone) == "Europe/Stockholm"
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    # Tuesday: this week's Monday 09:00 has passed, so the tip is caught up at start.
+    assert set(jobs) == {"sla_sweep", "weekly_tips", "weekly_tips_catch_up"}
+    for job_id in ("sla_sweep", "weekly_tips"):
+        job = jobs[job_id]
+        assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (MISFIRE_GRACE_SECONDS, True, 1)
+        assert str(job.trigger.timezone) == "Europe/Stockholm"
+    assert isinstance(jobs["sla_sweep"].trigger, IntervalTrigger)
+    assert isinstance(jobs["weekly_tips"].trigger, CronTrigger)
     assert str(scheduler.timezone) == "Europe/Stockholm"
     try:
         assert leadership.lead() is True

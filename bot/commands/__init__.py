@@ -6,9 +6,9 @@ from bot.app import Registry
 
 
 def default_registry() -> Registry:
-    from bot.commands import general, issues, journey
+    from bot.commands import general, issues, journey, tips
 
     registry = Registry()
-    for module in (general, journey, issues):
+    for module in (general, journey, issues, tips):
         module.register(registry)
     return registry

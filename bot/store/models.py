@@ -332,3 +332,50 @@ class ReportDraft(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class Subscription(Base):
+    """A channel that receives the weekly tip or digest."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (UniqueConstraint("platform", "channel_ref", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_ref: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # "tips" | "digest"
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+
+
+class TipPost(Base):
+    """The tip a channel got in a week. A channel's rotation (its cycle of ten, what is used)
+    is read from these rows, and the unique week makes the weekly post happen once."""
+
+    __tablename__ = "tip_post"
+    __table_args__ = (UniqueConstraint("platform", "channel_ref", "iso_week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    channel_ref: Mapped[str] = mapped_column(String(64))
+    iso_week: Mapped[str] = mapped_column(String(8))
+    cycle: Mapped[int]
+    number: Mapped[int]
+    signal: Mapped[str | None] = mapped_column(String(32))
+    outbox_key: Mapped[str] = mapped_column(String(255))
+    posted_at: Mapped[datetime]
+
+
+class TipEngagement(Base):
+    """A reaction to, or a reply under, a tip post (the adapters report them)."""
+
+    __tablename__ = "tip_engagement"
+    __table_args__ = (UniqueConstraint("tip_post_id", "kind", "external_user_id", "detail"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tip_post_id: Mapped[int] = mapped_column(ForeignKey("tip_post.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "reaction" | "reply"
+    external_user_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(64))  # the emoji, or the reply's message reference
+    at: Mapped[datetime]

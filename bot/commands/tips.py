@@ -1,0 +1,73 @@
+"""/cx tip, /cx subscribe, /cx unsubscribe, and counting engagement with tip posts."""
+
+from __future__ import annotations
+
+from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.tips import TIP_COUNT
+from bot.messages import Message, Reaction, Reply, ThreadReply
+from bot.services.tips import SUBSCRIPTION_KINDS, TipService, subscribe, unsubscribe
+
+
+def service(ctx: Context) -> TipService:
+    return TipService(ctx.session, ctx.require_org(), ctx.catalogue, ctx.tips, ctx.now)
+
+
+def kinds_from(text: str) -> tuple[str, ...]:
+    word = text.strip().casefold()
+    if word in ("all", "allt", "alla"):
+        return SUBSCRIPTION_KINDS
+    if word in ("tips", "tip", "råd"):
+        return ("tips",)
+    if word in ("digest", "sammanfattning"):
+        return ("digest",)
+    raise UserError("tips.subscribe_usage", given=excerpt(text) or "–")
+
+
+def register(registry: Registry) -> None:
+    @registry.command("tip", "tip [1-10|next]", "råd")
+    def tip(ctx: Context, rest: str) -> Reply:
+        tips = service(ctx)
+        wanted = rest.strip().casefold()
+        if not wanted:
+            posted = tips.posted_this_week(ctx.platform, ctx.channel_id)
+            if posted is not None:
+                return Reply(tips.message(ctx.language, posted.number, None))
+            _, choice = tips.next_choice(ctx.platform, ctx.channel_id, ctx.tip_order)
+            return Reply(tips.message(ctx.language, choice.number, None))
+        if wanted in ("next", "nästa"):
+            _, choice = tips.next_choice(ctx.platform, ctx.channel_id, ctx.tip_order)
+            message = tips.message(ctx.language, choice.number, choice.signal, weekly=True)
+            return Reply(message.model_copy(update={"context": [ctx.t("tips.next_note"), *message.context]}))
+        if wanted.isdigit() and 1 <= int(wanted) <= TIP_COUNT:
+            return Reply(tips.message(ctx.language, int(wanted), None))
+        raise UserError("tips.usage", given=excerpt(rest))
+
+    @registry.command("subscribe", "subscribe tips|digest|all", "prenumerera")
+    def subscribe_channel(ctx: Context, rest: str) -> Reply:
+        admin = ctx.require_admin()
+        kinds = kinds_from(rest)
+        added = subscribe(ctx.session, ctx.require_org(), ctx.platform, ctx.channel_id, kinds, admin.id, ctx.now)
+        key = "tips.subscribed" if added else "tips.already_subscribed"
+        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=", ".join(added or kinds))))
+
+    @registry.command("unsubscribe", "unsubscribe tips|digest|all", "avprenumerera")
+    def unsubscribe_channel(ctx: Context, rest: str) -> Reply:
+        ctx.require_admin()
+        kinds = kinds_from(rest)
+        removed = unsubscribe(ctx.session, ctx.platform, ctx.channel_id, kinds)
+        key = "tips.unsubscribed" if removed else "tips.not_subscribed"
+        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=", ".join(removed or kinds))))
+
+    @registry.reactions.append
+    def tip_reaction(ctx: Context, reaction: Reaction) -> Reply | None:
+        if ctx.org is not None:
+            service(ctx).record_engagement(
+                reaction.platform, reaction.message_ref, "reaction", reaction.user_id, reaction.emoji
+            )
+        return None
+
+    @registry.replies.append
+    def tip_reply(ctx: Context, reply: ThreadReply) -> Reply | None:
+        if ctx.org is not None:
+            service(ctx).record_engagement(reply.platform, reply.parent_ref, "reply", reply.user_id, reply.reply_ref)
+        return None
