@@ -31,7 +31,7 @@ from bot.domain.journey_map import load_journey_file
 from bot.domain.tips import TipsFileError
 from bot.i18n import CatalogueError
 from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
-from bot.services.demo import seed_demo_issues
+from bot.services.demo import seed_demo_issues, subscribe_demo_channel
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
@@ -130,6 +130,7 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings, conten
         org = current_org(session)
         assert org is not None
         seed_demo_issues(session, org, content.catalogue, utc_now())
+        subscribe_demo_channel(session, org, utc_now())
 
 
 @app.command()

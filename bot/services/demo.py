@@ -17,6 +17,7 @@ from bot.domain.issues import IssueAction, parse_report
 from bot.i18n import Catalogue
 from bot.outbox import SENT
 from bot.services.issues import Created, IssueService
+from bot.services.tips import SUBSCRIPTION_KINDS, subscribe
 from bot.store.models import Issue, Org, Outbox, Person
 
 # (days ago, local time, reporter, report text, then what happens: (actor, action, argument) …)
@@ -76,3 +77,10 @@ def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: date
                 )
     session.execute(update(Outbox).where(Outbox.id > first_post).values(status=SENT, sent_at=now))
     return created
+
+
+def subscribe_demo_channel(session: Session, org: Org, now: datetime) -> None:
+    """The console's #cx gets the weekly tip and digest, as an admin would have asked."""
+    admin = session.scalar(select(Person).where(Person.org_id == org.id, Person.is_admin).order_by(Person.key))
+    if admin is not None:
+        subscribe(session, org, "console", "#cx", SUBSCRIPTION_KINDS, admin.id, now)
