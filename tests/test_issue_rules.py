@@ -24,6 +24,7 @@ from bot.domain.sla import (
     add_working_time,
     deadlines,
     escalation_level,
+    escalation_times,
     reminder_due,
     within_working_hours,
 )
@@ -86,21 +87,34 @@ def test_reminder_window_is_a_quarter_but_at_least_15_minutes() -> None:
     assert reminder_due(due - timedelta(hours=6), due, timedelta(days=1))
     assert reminder_due(due - timedelta(minutes=15), due, timedelta(hours=1))
     assert not reminder_due(due - timedelta(minutes=16), due, timedelta(hours=1))
-    assert not reminder_due(due, due, timedelta(hours=1))  # at the deadline it is escalation's turn
+    # A reminder held outside working hours still goes at the next opening, past the deadline.
+    assert reminder_due(due + timedelta(hours=3), due, timedelta(hours=1))
 
 
-@pytest.mark.parametrize(
-    ("after", "level"),
-    [(-1, 0), (0, 1), (59, 1), (60, 2), (130, 3), (10_000, 3)],
-)
+def test_escalation_steps_are_one_window_apart_in_working_time() -> None:
+    friday = local(2026, 11, 27, 10, 30)
+    steps = escalation_times(friday, timedelta(days=1), 3, zone=STOCKHOLM, hours=HOURS)
+    # Not Saturday and Sunday: Monday and Tuesday.
+    assert steps == [friday, local(2026, 11, 30, 10, 30), local(2026, 12, 1, 10, 30)]
+    wall = escalation_times(friday, timedelta(hours=1), 3, zone=STOCKHOLM, hours=None)
+    assert wall == [friday, friday + timedelta(hours=1), friday + timedelta(hours=2)]
+
+
+@pytest.mark.parametrize(("after", "level"), [(-1, 0), (0, 1), (59, 1), (60, 2), (130, 3), (10_000, 3)])
 def test_escalation_climbs_one_step_per_window(after: int, level: int) -> None:
     due = local(2026, 11, 24, 12, 0)
-    assert escalation_level(due + timedelta(minutes=after), due, timedelta(hours=1), 3) == level
+    steps = escalation_times(due, timedelta(hours=1), 3, zone=STOCKHOLM, hours=None)
+    assert escalation_level(due + timedelta(minutes=after), steps) == level
 
 
 def test_escalation_with_an_empty_chain() -> None:
     due = local(2026, 11, 24, 12, 0)
-    assert escalation_level(due + timedelta(days=3), due, timedelta(hours=1), 0) == 0
+    assert (
+        escalation_level(
+            due + timedelta(days=3), escalation_times(due, timedelta(hours=1), 0, zone=STOCKHOLM, hours=None)
+        )
+        == 0
+    )
 
 
 # --- matching --------------------------------------------------------------------------------

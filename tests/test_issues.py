@@ -10,7 +10,8 @@ import json
 import logging
 import re
 import threading
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -507,3 +508,100 @@ def test_two_owners_acknowledging_at_once_make_one_event(pg_loaded: sessionmaker
     assert events(pg_session_factory) == ["reported", "acknowledged"]
     # One set of edits and one notice to the reporter, not two.
     assert len(outbox_rows(pg_session_factory, Outbox.idempotency_key.like("issue:1:ack:%:anna:%"))) == 3
+
+
+# --- what a review found --------------------------------------------------------------------
+
+
+def test_a_made_up_join_button_cannot_join_or_reopen_another_issue(app: CxApp, loaded: sessionmaker[Session]) -> None:
+    say(app, "/cx report anonymous chatt: boten var otrevlig", "jonas")
+    say(app, "/cx issue 1 resolve training: genomgång", "elin")
+    offer = say(app, "/cx report fel pris på hemsidan", "sara")  # a touchpoint prompt: its own draft
+    token = offer.message.buttons[0].action_id.split(":")[1]
+    assert press(app, f"report:{token}:join:1", "sara").message.text == (
+        "Den knappen gör inget längre. Kör kommandot igen för att få en ny."
+    )
+    assert say(app, "/cx issue 1 reopen", "sara").message.text == (
+        "Bara ägarteamet, den som ärendet är tilldelat och administratörer kan ändra #1."
+    )
+    assert events(loaded) == ["reported", "resolved"]
+
+
+def test_a_plus_one_to_an_issue_resolved_meanwhile_becomes_a_new_issue(
+    app: CxApp, loaded: sessionmaker[Session]
+) -> None:
+    report_invoice(app, "anna")
+    offer = report_invoice(app, "erik")
+    say(app, "/cx issue 1 resolve system: rättat", "fatima")
+    reply = press(app, offer.message.buttons[0].action_id, "erik")
+    assert reply.message.text is not None and reply.message.text.startswith("Tack! Ärende #2 (Månadsfaktura)")
+    assert issue(loaded, 1).affected_count == 1
+
+
+def test_an_anonymous_reporter_who_reopens_stays_anonymous(app: CxApp, loaded: sessionmaker[Session]) -> None:
+    say(app, "/cx report anonymous chatt: boten var otrevlig", "jonas")
+    say(app, "/cx issue 1 resolve training: genomgång", "elin")
+    assert (
+        say(app, "/cx issue 1 reopen", "jonas").message.text == "#1 är öppet igen, och ägaren har fått en ny tidsgräns."
+    )
+    details = say(app, "/cx issue 1", "elin").message.model_dump_json()
+    assert "Jonas" not in details and "öppnat igen av någon (anonym)" in details
+    with loaded() as session:
+        assert session.scalars(select(IssueEvent.actor_id).where(IssueEvent.kind == "reopened")).all() == [None]
+    for row in outbox_rows(loaded):
+        assert "Jonas" not in json.dumps(row.payload, ensure_ascii=False) or row.target_ref in ("jonas", "U0NLJONA04")
+
+
+def test_a_reopen_gets_working_time_deadlines_and_a_new_round_of_escalation(
+    app: CxApp, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    from bot.scheduler import run_sla_sweep
+
+    report_invoice(app, "anna")
+    clock.now = issue(loaded).ack_due_at + timedelta(minutes=1)
+    run_sla_sweep(loaded, clock)  # step 1: elin
+    say(app, "/cx issue 1 resolve system: rättat", "fatima")
+    clock.now = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)  # Friday 18:00 in Stockholm
+    say(app, "/cx issue 1 reopen", "anna")
+    reopened = issue(loaded)
+    assert reopened.ack_due_at == datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # Tuesday 08:00, not Saturday
+    assert reopened.resolve_breach_noted_at is None and reopened.reopen_count == 1
+    clock.now = reopened.ack_due_at + timedelta(minutes=1)
+    run_sla_sweep(loaded, clock)
+    second_round = outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:r1:escalated:1:elin:%"))
+    assert len(second_round) == 3  # told again in the new round, not swallowed by the old key
+
+
+@pytest.mark.postgres
+def test_two_plus_ones_at_once_count_both(pg_loaded: sessionmaker[Session], clock: Clock) -> None:
+    app = CxApp(pg_loaded, clock=clock, default_language="sv")
+    report_invoice(app, "anna")
+    offers = {who: report_invoice(app, who) for who in ("erik", "sara")}
+    barrier = threading.Barrier(2)
+
+    def join(who: str) -> None:
+        barrier.wait()
+        press(app, offers[who].message.buttons[0].action_id, who)
+
+    threads = [threading.Thread(target=join, args=(who,)) for who in offers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert issue(pg_loaded).affected_count == 3
+    assert count(pg_loaded, IssueFollower) == 3
+
+
+@pytest.mark.postgres
+def test_a_long_reminder_list_fits_its_key_on_postgresql(pg_loaded: sessionmaker[Session], clock: Clock) -> None:
+    from bot.scheduler import run_sla_sweep
+
+    app = CxApp(pg_loaded, clock=clock, default_language="sv")
+    for _ in range(90):  # one owner, ninety waiting issues: a list of ids would outgrow 255 characters
+        say(app, f"/cx report faktura: {uuid.uuid4().hex} {uuid.uuid4().hex}", "anna")
+    assert count(pg_loaded, Issue) == 90
+    clock.now = datetime(2026, 11, 25, 7, 5, tzinfo=UTC)  # Wednesday 08:05
+    report = run_sla_sweep(pg_loaded, clock)
+    assert report is not None and report.reminders == 1
+    [row] = outbox_rows(pg_loaded, Outbox.idempotency_key.like("remind:fatima:%:console:%"))
+    assert len(row.payload["fields"]) == 90

@@ -107,7 +107,7 @@ def test_escalation_climbs_the_chain_once_per_step(app: CxApp, loaded: sessionma
         (2, "Oskar Holm"),
         (3, "Anna Lindqvist"),
     ]
-    notices = outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:escalated:%"))
+    notices = outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:r0:escalated:%"))
     assert len(notices) == 9  # three people, three platforms each, once
     assert notices[0].payload["text"].startswith("#1 kvitterades inte före 2026-11-25 10:30.")
 
@@ -119,7 +119,7 @@ def test_a_missed_resolve_deadline_is_told_once(app: CxApp, loaded: sessionmaker
     for moment in (due - timedelta(minutes=1), due, due + timedelta(hours=1)):
         sweep_at(loaded, clock, moment)
     assert events(loaded) == ["reported", "acknowledged", "overdue", "overdue"]  # fatima and oskar
-    assert {r.target_ref for r in outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:overdue:%"))} == {
+    assert {r.target_ref for r in outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:r0:overdue:%"))} == {
         "fatima",
         "oskar",
         "U0NLFATI07",

@@ -62,7 +62,7 @@ def outcome_reply(ctx: Context, outcome: ReportOutcome) -> Reply:
 
 def parse_number(text: str) -> int:
     cleaned = text.strip().lstrip("#")
-    if not cleaned.isdigit() or len(cleaned) > 9:
+    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 9:
         raise UserError("issues.issue_usage", given=excerpt(text) or "–")
     return int(cleaned)
 
@@ -113,7 +113,7 @@ def register(registry: Registry) -> None:
 
     @registry.click("issue")
     def issue_click(ctx: Context, parts: list[str], value: str) -> Reply:
-        if len(parts) != 2 or not parts[0].isdigit():
+        if len(parts) != 2 or not parts[0].isdecimal():
             raise UserError("common.unknown_action")
         number, verb = int(parts[0]), parts[1]
         person = ctx.require_person()
@@ -142,16 +142,17 @@ def register(registry: Registry) -> None:
             raise UserError("common.unknown_action")
         person = ctx.require_person()
         issues = service(ctx)
-        request, platform, touchpoint_key = issues.take_draft(parts[0], person)
+        draft = issues.take_draft(parts[0], person)
         choice = parts[1:]
         if choice[0] == "tp" and len(choice) == 2:
-            return outcome_reply(ctx, issues.report(person, request, platform, touchpoint_key=choice[1]))
-        if choice[0] == "new" and touchpoint_key:
+            return outcome_reply(ctx, issues.report(person, draft.request, draft.platform, touchpoint_key=choice[1]))
+        if choice[0] == "new" and draft.touchpoint_key:
             return outcome_reply(
                 ctx,
-                issues.report(person, request, platform, touchpoint_key=touchpoint_key, allow_duplicate=True),
+                issues.report(
+                    person, draft.request, draft.platform, touchpoint_key=draft.touchpoint_key, allow_duplicate=True
+                ),
             )
-        if choice[0] == "join" and len(choice) == 2 and choice[1].isdigit():
-            issue = issues.get_issue(int(choice[1]))
-            return outcome_reply(ctx, issues.join(issue, person, request.anonymous))
+        if choice[0] == "join" and len(choice) == 2 and choice[1].isdecimal():
+            return outcome_reply(ctx, issues.join_offered(draft, person, int(choice[1])))
         raise UserError("common.unknown_action")

@@ -105,12 +105,21 @@ def reminder_lead(window: timedelta) -> timedelta:
 
 
 def reminder_due(now: datetime, due: datetime, window: timedelta) -> bool:
-    return due - reminder_lead(window) <= now < due
+    """The reminder's moment has come. It has no end: a reminder held back outside the owner's
+    working hours goes out at their next opening, even if the deadline passed meanwhile."""
+    return now >= due - reminder_lead(window)
 
 
-def escalation_level(now: datetime, due: datetime, window: timedelta, chain_length: int) -> int:
-    """0 before the deadline; then one more step of the chain per window that passes unanswered."""
-    if now < due or chain_length == 0:
-        return 0
-    steps = 1 + int((now - due) / window) if window > timedelta(0) else chain_length
-    return min(chain_length, steps)
+def escalation_times(
+    due: datetime, window: timedelta, steps: int, *, zone: ZoneInfo, hours: WorkingHours | None
+) -> list[datetime]:
+    """When each step of the chain is due: at the deadline, then one more window apart each,
+    counted in working time when there are working hours (so no weekend escalations)."""
+    if steps <= 0:
+        return []
+    return [due] + [add_working_time(due, window * step, zone, hours) for step in range(1, steps)]
+
+
+def escalation_level(now: datetime, step_times: list[datetime]) -> int:
+    """How many steps of the chain are due by now."""
+    return sum(1 for moment in step_times if moment <= now)

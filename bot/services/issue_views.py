@@ -139,15 +139,17 @@ def routed_message(catalogue: Catalogue, language: str, issue: Issue, org: Org, 
     )
 
 
-def follower_notice(catalogue: Catalogue, language: str, issue: Issue, what: str, actor: Person) -> Message:
+def follower_notice(catalogue: Catalogue, language: str, issue: Issue, what: str, actor: Person | None) -> Message:
     def t(key: str, **values: object) -> str:
         return catalogue.text(language, key, **values)
+
+    name = actor.name if actor is not None else t("issues.actor.reported")
 
     touchpoint = issue.touchpoint.name(language)
     if what == "resolve":
         return Message(
             header=t("issues.notice.resolved_header", number=issue.id),
-            text=t("issues.notice.resolved", number=issue.id, touchpoint=touchpoint, name=actor.name),
+            text=t("issues.notice.resolved", number=issue.id, touchpoint=touchpoint, name=name),
             fields=[
                 MessageField(label=t("issues.field.action"), value=defuse_mentions(issue.action_taken or "")),
                 MessageField(label=t("issues.field.root_cause"), value=t(f"issues.cause.{issue.root_cause}")),
@@ -155,7 +157,7 @@ def follower_notice(catalogue: Catalogue, language: str, issue: Issue, what: str
             context=[t("issues.notice.thanks")],
         )
     key = {"ack": "issues.notice.acknowledged", "reopen": "issues.notice.reopened"}[what]
-    return Message(text=t(key, number=issue.id, touchpoint=touchpoint, name=actor.name))
+    return Message(text=t(key, number=issue.id, touchpoint=touchpoint, name=name))
 
 
 def joined_notice(catalogue: Catalogue, language: str, issue: Issue) -> Message:

@@ -86,6 +86,16 @@ class Joined:
 ReportOutcome = Created | ChooseTouchpoint | MaybeDuplicate | Joined
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A report waiting behind buttons, as its writer left it."""
+
+    request: ReportRequest
+    platform: str
+    touchpoint_key: str | None
+    similar_id: int | None
+
+
 @dataclass
 class IssueService:
     session: Session
@@ -146,7 +156,7 @@ class IssueService:
         if not allow_duplicate:
             similar = self.similar_open_issue(touchpoint, request.description)
             if similar is not None:
-                draft = self._draft(reporter, request, platform, touchpoint.key)
+                draft = self._draft(reporter, request, platform, touchpoint.key, similar.id)
                 return MaybeDuplicate(draft, similar)
         return Created(self._create(reporter, request, platform, touchpoint))
 
@@ -190,7 +200,14 @@ class IssueService:
                 best, best_score = issue, score
         return best
 
-    def _draft(self, reporter: Person, request: ReportRequest, platform: str, touchpoint_key: str | None = None) -> str:
+    def _draft(
+        self,
+        reporter: Person,
+        request: ReportRequest,
+        platform: str,
+        touchpoint_key: str | None = None,
+        similar_id: int | None = None,
+    ) -> str:
         token = secrets.token_urlsafe(12)
         self.session.add(
             ReportDraft(
@@ -203,13 +220,15 @@ class IssueService:
                     "anonymous": request.anonymous,
                     "impact": request.impact,
                     "touchpoint": touchpoint_key,
+                    # The one issue this draft may join: a "+1" button names no other.
+                    "similar": similar_id,
                 },
                 created_at=self.now,
             )
         )
         return token
 
-    def take_draft(self, token: str, person: Person) -> tuple[ReportRequest, str, str | None]:
+    def take_draft(self, token: str, person: Person) -> Draft:
         """The draft behind a button, once, by the person who wrote it, within a day."""
         draft = self.session.scalar(select(ReportDraft).where(ReportDraft.token == token).with_for_update())
         if (
@@ -228,19 +247,23 @@ class IssueService:
             anonymous=payload["anonymous"],
             impact=payload.get("impact"),
         )
-        return request, draft.platform, payload.get("touchpoint")
+        return Draft(request, draft.platform, payload.get("touchpoint"), payload.get("similar"))
+
+    def join_offered(self, draft: Draft, person: Person, number: int) -> ReportOutcome:
+        """The "+1" button: join the issue the draft was offered, or, if it has been resolved
+        since, report the draft as a new issue rather than follow a closed one."""
+        if draft.similar_id is None or draft.similar_id != number or draft.touchpoint_key is None:
+            raise UserError("common.unknown_action")
+        issue = self.get_issue(number, lock=True)
+        if issue.status == IssueStatus.RESOLVED:
+            return self.report(
+                person, draft.request, draft.platform, touchpoint_key=draft.touchpoint_key, allow_duplicate=True
+            )
+        return self.join(issue, person, draft.request.anonymous)
 
     def _create(self, reporter: Person, request: ReportRequest, platform: str, touchpoint: Touchpoint) -> Issue:
         severity = request.severity
-        acknowledge, resolve = self.sla_windows(touchpoint, severity)
-        ack_due, resolve_due = deadlines(
-            self.now,
-            acknowledge,
-            resolve,
-            critical=severity is Severity.CRITICAL,
-            zone=ZoneInfo(self.org.time_zone),
-            hours=WorkingHours.from_spec(self.org.business_hours),
-        )
+        ack_due, resolve_due = self.deadlines_from_now(touchpoint, severity)
         issue = Issue(
             org_id=self.org.id,
             touchpoint_id=touchpoint.id,
@@ -283,6 +306,17 @@ class IssueService:
         )
         self._route(issue, touchpoint)
         return issue
+
+    def deadlines_from_now(self, touchpoint: Touchpoint, severity: Severity) -> tuple[datetime, datetime]:
+        acknowledge, resolve = self.sla_windows(touchpoint, severity)
+        return deadlines(
+            self.now,
+            acknowledge,
+            resolve,
+            critical=severity is Severity.CRITICAL,
+            zone=ZoneInfo(self.org.time_zone),
+            hours=WorkingHours.from_spec(self.org.business_hours),
+        )
 
     def sla_windows(self, touchpoint: Touchpoint, severity: Severity) -> tuple[timedelta, timedelta]:
         org_rule: dict[str, Any] = self.org.sla.get(severity.value, {})
@@ -385,10 +419,12 @@ class IssueService:
         action_taken: str | None = None,
     ) -> Issue:
         issue = self.get_issue(number, lock=True)
+        manager = self.may_manage(issue, actor)
+        follower = None if manager else self.follower(issue, actor)
         if action is IssueAction.REOPEN:
-            if not (self.may_manage(issue, actor) or self.is_follower(issue, actor)):
+            if not manager and follower is None:
                 raise UserError("issues.not_allowed", number=issue.id)
-        elif not self.may_manage(issue, actor):
+        elif not manager:
             log.info("issue %s: %s may not %s it", issue.id, actor.key, action.value)
             raise UserError("issues.not_allowed", number=issue.id)
         try:
@@ -415,18 +451,17 @@ class IssueService:
             issue.last_resolved_at = self.now
             data = {"root_cause": root_cause, "action": text}
         elif action is IssueAction.REOPEN:
-            acknowledge, _ = self.sla_windows(issue.touchpoint, Severity(issue.severity))
-            issue.ack_due_at = self.now + acknowledge
-            issue.escalation_level, issue.reminded_at = 0, None
+            # A new round: fresh deadlines, and the SLA steps start over (under new keys).
+            issue.ack_due_at, issue.resolve_due_at = self.deadlines_from_now(issue.touchpoint, Severity(issue.severity))
+            issue.escalation_level, issue.reminded_at, issue.resolve_breach_noted_at = 0, None, None
+            issue.reopen_count += 1
         issue.status = status.value
-        self._event(
-            issue,
-            {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}[action.value],
-            actor,
-            **data,
-        )
+        # A follower who reported anonymously stays anonymous when they reopen it.
+        shown = None if follower is not None and follower.anonymous else actor
+        kind = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}[action.value]
+        self._event(issue, kind, shown, **data)
         self.refresh_routed(issue)
-        self.tell_followers(issue, action.value, actor)
+        self.tell_followers(issue, action.value, actor, shown)
         return issue
 
     def reassign(self, number: int, actor: Person, target: str) -> Issue:
@@ -451,6 +486,8 @@ class IssueService:
         if person is None and team is None:
             raise UserError("issues.unknown_assignee", text=excerpt(target) or "–")
         topic = routed_topic(issue)
+        # A new owner gets their own reminder before the deadline.
+        issue.reminded_at = None
         if person is not None:
             issue.assignee_id = person.id
             # The relationship was read before the id changed: read it again when shown.
@@ -516,16 +553,14 @@ class IssueService:
             )
         return Joined(issue, already=False)
 
-    def is_follower(self, issue: Issue, person: Person) -> bool:
-        return (
-            self.session.scalar(
-                select(IssueFollower.id).where(IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id)
-            )
-            is not None
+    def follower(self, issue: Issue, person: Person) -> IssueFollower | None:
+        return self.session.scalar(
+            select(IssueFollower).where(IssueFollower.issue_id == issue.id, IssueFollower.person_id == person.id)
         )
 
-    def tell_followers(self, issue: Issue, what: str, actor: Person) -> None:
-        """Close the loop: everyone who reported or +1'd hears the outcome, privately."""
+    def tell_followers(self, issue: Issue, what: str, actor: Person, shown: Person | None) -> None:
+        """Close the loop: everyone who reported or +1'd hears the outcome, privately.
+        ``shown`` is who the notice names (None: someone anonymous)."""
         followers = self.session.scalars(
             select(Person)
             .join(IssueFollower, IssueFollower.person_id == Person.id)
@@ -537,7 +572,7 @@ class IssueService:
             post_to_person(
                 self.session,
                 person,
-                lambda lang: views.follower_notice(self.catalogue, lang, issue, what, actor),
+                lambda lang: views.follower_notice(self.catalogue, lang, issue, what, shown),
                 language_for(person, self.org, self.org.language),
                 f"issue:{issue.id}:{what}:v{issue.version}:{person.key}",
                 self.now,

@@ -8,6 +8,7 @@ are locked while they are looked at, so two sweeps at once do not both act on on
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from sqlalchemy import select
 from bot.app import language_for
 from bot.domain.issues import IssueStatus
 from bot.domain.journey_map import Severity
-from bot.domain.sla import OFFICE_HOURS, WorkingHours, escalation_level, reminder_due, within_working_hours
+from bot.domain.sla import (
+    OFFICE_HOURS,
+    WorkingHours,
+    escalation_level,
+    escalation_times,
+    reminder_due,
+    within_working_hours,
+)
 from bot.outbox import post_to_person
 from bot.services import issue_views as views
 from bot.services.issues import IssueService
@@ -50,7 +58,7 @@ def escalation_chain(service: IssueService, issue: Issue) -> list[Person]:
 def sweep(service: IssueService) -> SweepReport:
     session, org, now = service.session, service.org, service.now
     report = SweepReport()
-    hours = WorkingHours.from_spec(org.business_hours) or OFFICE_HOURS
+    hours = WorkingHours.from_spec(org.business_hours) or OFFICE_HOURS  # for reminders
     due_reminders: dict[int, list[Issue]] = defaultdict(list)
     people: dict[int, Person] = {}
 
@@ -60,11 +68,21 @@ def sweep(service: IssueService) -> SweepReport:
         .order_by(Issue.id)
         .with_for_update(skip_locked=True)
     ).all()
+    zone = ZoneInfo(org.time_zone)
+    org_hours = WorkingHours.from_spec(org.business_hours)
     for issue in issues:
-        acknowledge, _ = service.sla_windows(issue.touchpoint, Severity(issue.severity))
+        severity = Severity(issue.severity)
+        acknowledge, _ = service.sla_windows(issue.touchpoint, severity)
         if issue.status == IssueStatus.OPEN:
             chain = escalation_chain(service, issue)
-            level = escalation_level(now, issue.ack_due_at, acknowledge, len(chain))
+            steps = escalation_times(
+                issue.ack_due_at,
+                acknowledge,
+                len(chain),
+                zone=zone,
+                hours=None if severity is Severity.CRITICAL else org_hours,
+            )
+            level = escalation_level(now, steps)
             for step in range(issue.escalation_level + 1, level + 1):
                 report.escalations += _notify(service, issue, chain[step - 1], "acknowledge", step)
             if level > issue.escalation_level:
@@ -82,18 +100,20 @@ def sweep(service: IssueService) -> SweepReport:
 
     for person_id, waiting in due_reminders.items():
         person = people[person_id]
-        zone = ZoneInfo(person.time_zone or org.time_zone)
-        if not within_working_hours(now, zone, hours):
+        person_zone = ZoneInfo(person.time_zone or org.time_zone)
+        if not within_working_hours(now, person_zone, hours):
             # Not now: the next sweep inside their working day will send it (if still due).
             report.held_for_working_hours.append(person.key)
             continue
-        ids = ",".join(str(i.id) for i in waiting)
+        # One message for this set of issues (each in its round): a fixed-length key, however many.
+        rounds = ",".join(f"{i.id}r{i.reopen_count}" for i in waiting)
+        digest = hashlib.sha256(rounds.encode()).hexdigest()[:20]
         post_to_person(
             session,
             person,
             lambda lang, waiting=waiting: views.reminder_message(service.catalogue, lang, waiting, org),
             language_for(person, org, org.language),
-            f"remind:{person.key}:{ids}",
+            f"remind:{person.key}:{digest}",
             now,
         )
         for issue in waiting:
@@ -128,7 +148,7 @@ def _notify(service: IssueService, issue: Issue, person: Person, breach: str, st
         person,
         lambda lang: views.escalation_message(service.catalogue, lang, issue, org, breach),
         language_for(person, org, org.language),
-        f"issue:{issue.id}:{kind}:{step}:{person.key}",
+        f"issue:{issue.id}:r{issue.reopen_count}:{kind}:{step}:{person.key}",
         service.now,
     )
     return 1

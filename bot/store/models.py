@@ -276,6 +276,8 @@ class Issue(Base):
     reminded_at: Mapped[datetime | None]
     escalation_level: Mapped[int] = mapped_column(default=0)
     resolve_breach_noted_at: Mapped[datetime | None]
+    # Each reopen starts a new round of SLA steps; their outbox keys carry the round.
+    reopen_count: Mapped[int] = mapped_column(default=0, server_default="0")
     version: Mapped[int] = mapped_column(default=1)
 
     touchpoint: Mapped[Touchpoint] = relationship()
