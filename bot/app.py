@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
+from bot.domain.issues import defuse_mentions
 from bot.domain.tips import Tip
 from bot.i18n import Catalogue
 from bot.messages import Click, Invocation, Message, Reaction, Reply, ThreadReply
@@ -134,9 +135,9 @@ def parse_command(text: str) -> tuple[str, str]:
 
 
 def excerpt(text: str, limit: int = 40) -> str:
-    """Echo user input safely: short, on one line."""
+    """Echo user input safely: short, on one line, and unable to ping anyone."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return defuse_mentions(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 class CxApp:
@@ -278,10 +279,15 @@ class CxApp:
 
     def _identify(self, ctx: Context) -> None:
         ctx.org = current_org(ctx.session)
+        # Someone removed from the journey map is archived, not deleted: they are no one here now.
         ctx.person = ctx.session.scalar(
             select(Person)
             .join(Identity)
-            .where(Identity.platform == ctx.platform, Identity.external_user_id == ctx.user_id)
+            .where(
+                Identity.platform == ctx.platform,
+                Identity.external_user_id == ctx.user_id,
+                Person.archived_at.is_(None),
+            )
         )
         ctx.language = language_for(ctx.person, ctx.org, self.default_language)
 

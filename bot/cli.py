@@ -34,7 +34,7 @@ from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sw
 from bot.services.demo import seed_demo_issues, subscribe_demo_channel
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
-from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, upgrade
+from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, safe_url, upgrade
 from bot.store.models import Person
 
 app = typer.Typer(
@@ -299,7 +299,7 @@ def demo_command() -> None:
         load_demo(session_factory, settings, content)
     except JourneyFileError as exc:
         fail(str(exc))
-    typer.echo(f"Demo data loaded into {settings.database_url}.")
+    typer.echo(f"Demo data loaded into {safe_url(settings.database_url)}.")
 
 
 @db_app.command("upgrade")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.domain.journey_map import TimeZone
 
 # content/ sits beside bot/ in the repository (and in an editable install).
 REPO_CONTENT = Path(__file__).resolve().parent.parent / "content"
@@ -28,9 +30,11 @@ class Settings(BaseSettings):
     )
     content_dir: Path = Field(default_factory=default_content_dir)
     journey_file: Path | None = None
-    time_zone: str = "Europe/Stockholm"
+    time_zone: TimeZone = "Europe/Stockholm"
     language: Literal["sv", "en"] = "sv"
-    log_level: str = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(lambda v: str(v).upper())
+    ] = "INFO"
     # When the weekly tip goes out (crontab, in the org's time zone) and how it is chosen.
     tip_schedule: str = "0 9 * * mon"
     tip_order: Literal["auto", "rotation", "adaptive"] = "auto"

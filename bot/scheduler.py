@@ -106,9 +106,10 @@ class Leadership:
                 except Exception:  # the connection died, and with it the lease
                     log.warning("clock: lost the leader connection; trying to lead again")
                     self._release()
-            connection = self.engine.connect()
+            # Autocommit: the lease is the session-level lock, not a transaction left open (which
+            # idle_in_transaction_session_timeout would end, and the lease with it).
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
-            connection.commit()
             if taken:
                 self._connection = connection
                 log.info("clock: this process leads")
@@ -128,7 +129,6 @@ class Leadership:
             if self._connection is not None:
                 try:
                     self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CLOCK_LOCK})
-                    self._connection.commit()
                 except Exception:
                     log.debug("clock: unlock failed; closing the connection releases it", exc_info=True)
             self._release()

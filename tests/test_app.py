@@ -176,3 +176,12 @@ def test_no_journey_loaded(session_factory: sessionmaker[Session]) -> None:
     assert say(app, "/cx journey").message.text == (
         "No journey map is loaded yet. An admin can load one with `cxbot journey load FILE`."
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["/cx @everyone", "/cx lang @here", "/cx journey <!channel>", "/cx issue <!subteam^S1|@x>"]
+)
+def test_echoed_input_never_pings_anyone(app: CxApp, text: str) -> None:
+    reply = say(app, text).message.model_dump_json()
+    for mention in ("@everyone", "@here", "<!channel", "<!subteam"):
+        assert mention not in reply

@@ -169,3 +169,33 @@ def test_demo_then_run_without_demo(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "## Customer journey: Nordljus Energi AB" in result.stdout  # fatima reads English
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CXBOT_LOG_LEVEL", "verbose", "cxbot: bad setting log_level:"),
+        ("CXBOT_TIME_ZONE", "Europe/Stokholm", "cxbot: bad setting time_zone: Value error, unknown time zone"),
+        ("CXBOT_TIP_SCHEDULE", "every monday", "cxbot: bad CXBOT_TIP_SCHEDULE 'every monday':"),
+    ],
+)
+def test_bad_settings_are_one_line(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    env = {**env_with(f"sqlite:///{tmp_path}/s.db"), variable: value}
+    result = subprocess.run(
+        [CXBOT, "run", "--adapter", "console", "--demo"],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(expected), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_database_password_is_never_printed(tmp_path: Path) -> None:
+    result = cxbot("db", "upgrade", env=env_with("postgresql://cx:s3cret@127.0.0.1:1/none"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "s3cret" not in result.stderr and "***" in result.stderr

@@ -271,7 +271,7 @@ def test_root_causes(text: str, cause: str | None) -> None:
 )
 def test_mass_mentions_are_defused(raw: str) -> None:
     safe = defuse_mentions(raw)
-    for mention in ("@everyone", "@here", "@channel", "<!channel", "<!here", "<!everyone"):
+    for mention in ("@everyone", "@here", "@channel", "<!channel", "<!here", "<!everyone", "<!subteam", "<@&"):
         assert mention not in safe.lower()
     assert safe.replace("\u200b", "") == raw
 

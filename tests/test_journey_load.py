@@ -181,3 +181,47 @@ def test_demo_issues_are_seeded_once_as_history(loaded: sessionmaker[Session]) -
         assert (session.scalar(select(func.count()).select_from(Outbox)) or 0) > before + len(DEMO_ISSUES)
     # What the seeding posted is history: nothing more waits to be shown.
     assert waiting() == before
+
+
+def test_a_partial_sla_override_keeps_the_other_defaults(session_factory: sessionmaker[Session]) -> None:
+    text = (
+        "org: {name: Acme}\nsla:\n  high: {acknowledge: 2h}\n"
+        "stages: [{key: buy, name: {sv: Köp, en: Buy}, touchpoints: [{key: t, name: {sv: T, en: T}}]}]\n"
+    )
+    journey = parse_journey(text, "j.yaml").journey
+    assert journey is not None
+    with session_factory.begin() as session:
+        org, _ = load_journey(session, journey, NOW)
+        assert org.sla["high"] == {"acknowledge": 7200, "resolve": 3 * 86400}
+        assert org.sla["normal"] == {"acknowledge": 86400, "resolve": 5 * 86400}
+
+
+def test_a_person_removed_from_the_map_loses_access(session_factory: sessionmaker[Session]) -> None:
+    from bot.app import CxApp
+    from bot.messages import Invocation
+
+    with_erik = """\
+org: {name: Acme, admins: [erik]}
+people:
+  - {key: erik, name: Erik, identities: {slack: U2}}
+  - {key: ann, name: Ann}
+stages: [{key: buy, name: {sv: Köp, en: Buy}, touchpoints: [{key: t, name: {sv: T, en: T}, owner: ann}]}]
+"""
+    without_erik = with_erik.replace("admins: [erik]", "admins: [ann]").replace(
+        "  - {key: erik, name: Erik, identities: {slack: U2}}\n", ""
+    )
+    app = CxApp(session_factory, clock=lambda: NOW, default_language="en")
+    whoami = Invocation("slack", "T1", "U2", "C1", "/cx whoami")
+    for text, expected in ((with_erik, "Erik"), (without_erik, None)):
+        journey = parse_journey(text, "j.yaml").journey
+        assert journey is not None
+        with session_factory.begin() as session:
+            load_journey(session, journey, NOW)
+        reply = app.dispatch(whoami)
+        assert reply.message.header == expected
+    assert app.dispatch(whoami).message.text == (
+        "Jag vet inte vem du är på slack än (ditt användar-id är U2). "
+        "Be en administratör lägga till dig i kundresefilen."
+    )
+    subscribe = app.dispatch(Invocation("slack", "T1", "U2", "C1", "/cx subscribe tips"))
+    assert subscribe.message.text is not None and subscribe.message.text.startswith("Jag vet inte vem du är")

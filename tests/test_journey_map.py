@@ -187,3 +187,23 @@ def test_durations_round_trip(text: str, seconds: int) -> None:
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("hours", "message"),
+    [
+        ("{days: [], start: '08:00', end: '17:00'}", "List should have at least 1 item"),
+        ("{start: '17:00', end: '08:00'}", "business hours must start before they end (17:00–08:00)"),
+    ],
+)
+def test_business_hours_must_leave_some_time(hours: str, message: str) -> None:
+    text = MINIMAL.replace("  admins: [ann]\n", f"  admins: [ann]\n  business_hours: {hours}\n")
+    [problem] = problems_of(text)
+    assert problem.startswith("j.yaml:4: error: org.business_hours") and message in problem
+
+
+def test_recursive_anchors_and_huge_durations_are_problems_not_crashes() -> None:
+    recursive = problems_of("org: &o {name: X, admins: *o}\nstages: []\n")
+    assert recursive and recursive[0].startswith("j.yaml:1: error:")
+    huge = problems_of(MINIMAL + "sla:\n  low: {acknowledge: 9999999999w}\n")
+    assert len(huge) == 1 and "too long" in huge[0]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
+MAX_SECONDS = 520 * 604800  # ten years: beyond any deadline, and far from datetime's limits
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
 
 
@@ -17,6 +18,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text.lower()))
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is too long; at most 520w (ten years)")
     return timedelta(seconds=seconds)
 
 

@@ -124,13 +124,18 @@ def parse_report(text: str) -> ReportRequest:
     return ReportRequest(touchpoint, rest, severity, anonymous, impact)
 
 
-_MASS_MENTIONS = re.compile(r"@(everyone|here|channel)\b|<!(everyone|here|channel)[^>]*>", re.IGNORECASE)
+# @everyone / @here / @channel as typed; Slack's <!channel>, <!here>, <!everyone> and user-group
+# mentions <!subteam^S123|@team>; Discord's role mentions <@&123>.
+_MASS_MENTIONS = re.compile(
+    r"@(everyone|here|channel)\b|<!(everyone|here|channel|subteam\^)[^>]*>|<@&\d+>", re.IGNORECASE
+)
 
 
 def defuse_mentions(text: str) -> str:
-    """User text echoed by the bot must never ping a crowd: break @everyone, @here, <!channel>.
+    """User text echoed by the bot must never ping a crowd: break @everyone, @here, <!channel>,
+    user groups and roles.
 
-    A zero-width space after the sigil keeps the text readable while no platform parses it as a
-    mention. Adapters also disable mentions when posting; this holds even if one forgets.
+    A zero-width space after the first character keeps the text readable while no platform parses
+    it as a mention. Adapters also disable mentions when posting; this holds even if one forgets.
     """
     return _MASS_MENTIONS.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)

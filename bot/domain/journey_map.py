@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from bot.domain.durations import parse_duration
 
@@ -86,10 +86,16 @@ DEFAULT_SLA: dict[Severity, SlaRule] = {
 
 class BusinessHours(_Strict):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"]
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1
     )
     start: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+    @model_validator(mode="after")
+    def _opens_before_it_closes(self) -> BusinessHours:
+        if self.start >= self.end:
+            raise ValueError(f"business hours must start before they end ({self.start}–{self.end})")
+        return self
 
 
 class OrgSpec(_Strict):
@@ -135,6 +141,12 @@ class StageSpec(_Strict):
     touchpoints: list[TouchpointSpec] = Field(default_factory=list)
 
 
+def _layer(base: SlaRule, override: SlaRule | None) -> SlaRule:
+    if override is None:
+        return base
+    return SlaRule(acknowledge=override.acknowledge or base.acknowledge, resolve=override.resolve or base.resolve)
+
+
 class JourneyMap(_Strict):
     org: OrgSpec
     sla: dict[Severity, SlaRule] = Field(default_factory=dict)
@@ -142,16 +154,13 @@ class JourneyMap(_Strict):
     people: list[PersonSpec] = Field(default_factory=list)
     stages: list[StageSpec] = Field(min_length=1)
 
+    def org_sla(self, severity: Severity) -> SlaRule:
+        """The file's rule for a severity, each field falling back to the built-in default."""
+        return _layer(DEFAULT_SLA[severity], self.sla.get(severity))
+
     def sla_for(self, touchpoint: TouchpointSpec, severity: Severity) -> SlaRule:
         """The touchpoint's override, else the file's default, else the built-in default."""
-        base = DEFAULT_SLA[severity]
-        for layer in (self.sla.get(severity), touchpoint.sla.get(severity)):
-            if layer is not None:
-                base = SlaRule(
-                    acknowledge=layer.acknowledge or base.acknowledge,
-                    resolve=layer.resolve or base.resolve,
-                )
-        return base
+        return _layer(self.org_sla(severity), touchpoint.sla.get(severity))
 
     def touchpoints(self) -> Iterable[tuple[StageSpec, TouchpointSpec]]:
         for stage in self.stages:
@@ -187,6 +196,11 @@ class ParseResult:
 Path_ = tuple[str | int, ...]
 
 
+class _Recursive(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
     """Parse YAML keeping the line of every key and item, and reporting duplicate keys.
 
@@ -200,9 +214,16 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int], list[Proble
             return None, {}, [Problem(file, 1, "the file is empty")]
         positions: dict[Path_, int] = {}
         problems: list[Problem] = []
+        walked: set[int] = set()
 
-        def walk(n: yaml.Node, path: Path_) -> None:
+        def walk(n: yaml.Node, path: Path_, ancestors: frozenset[int] = frozenset()) -> None:
             positions.setdefault(path, n.start_mark.line + 1)
+            if id(n) in ancestors:
+                raise _Recursive(n.start_mark.line + 1)
+            if id(n) in walked:  # an alias of a node already walked: once is enough
+                return
+            walked.add(id(n))
+            ancestors = ancestors | {id(n)}
             if isinstance(n, yaml.MappingNode):
                 seen: dict[Any, int] = {}
                 for key_node, value_node in n.value:
@@ -212,12 +233,15 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int], list[Proble
                         problems.append(Problem(file, line, f"duplicate key {key!r} (first at line {seen[key]})"))
                     seen.setdefault(key, line)
                     positions[(*path, key)] = line
-                    walk(value_node, (*path, key))
+                    walk(value_node, (*path, key), ancestors)
             elif isinstance(n, yaml.SequenceNode):
                 for index, item in enumerate(n.value):
-                    walk(item, (*path, index))
+                    walk(item, (*path, index), ancestors)
 
-        walk(node, ())
+        try:
+            walk(node, ())
+        except _Recursive as recursive:
+            return None, {}, [Problem(file, recursive.line, "an anchor refers to itself (a recursive alias)")]
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -30,7 +30,7 @@ from bot.domain.issues import (
     match_root_cause,
     next_status,
 )
-from bot.domain.journey_map import Severity
+from bot.domain.journey_map import DEFAULT_SLA, Severity
 from bot.domain.matching import Candidate, MatchKind, Scored, match_touchpoint, suggest_touchpoints
 from bot.domain.sla import WorkingHours, deadlines
 from bot.i18n import Catalogue
@@ -319,11 +319,16 @@ class IssueService:
         )
 
     def sla_windows(self, touchpoint: Touchpoint, severity: Severity) -> tuple[timedelta, timedelta]:
+        # The org's rule is stored whole (merged with the defaults when the map was loaded).
+        built_in = DEFAULT_SLA[severity]
         org_rule: dict[str, Any] = self.org.sla.get(severity.value, {})
         override: dict[str, Any] = touchpoint.sla.get(severity.value, {})
-        acknowledge = override.get("acknowledge", org_rule.get("acknowledge", 86400))
-        resolve = override.get("resolve", org_rule.get("resolve", 5 * 86400))
-        return timedelta(seconds=acknowledge), timedelta(seconds=resolve)
+
+        def window(name: str) -> timedelta:
+            seconds = override.get(name, org_rule.get(name))
+            return timedelta(seconds=seconds) if seconds is not None else getattr(built_in, name)
+
+        return window("acknowledge"), window("resolve")
 
     # --- routing -------------------------------------------------------------------
 
@@ -471,13 +476,14 @@ class IssueService:
         if issue.status == IssueStatus.RESOLVED:
             raise UserError("issues.cannot_reassign_resolved", number=issue.id)
         wanted = target.strip().lstrip("@#").casefold()
-        person = self.session.scalar(
-            select(Person).where(
-                Person.org_id == self.org.id,
-                Person.archived_at.is_(None),
-                (func.lower(Person.key) == wanted) | (func.lower(Person.name) == wanted),
-            )
-        )
+        # People are few: compare in Python, where case folding knows Å, Ä and Ö on every database.
+        people = self.session.scalars(
+            select(Person).where(Person.org_id == self.org.id, Person.archived_at.is_(None))
+        ).all()
+        matches = [p for p in people if wanted in (p.key.casefold(), p.name.casefold())]
+        if len(matches) > 1:
+            raise UserError("issues.ambiguous_assignee", text=excerpt(target), keys=", ".join(p.key for p in matches))
+        person = matches[0] if matches else None
         team = None
         if person is None:
             team = self.session.scalar(
@@ -485,41 +491,28 @@ class IssueService:
             )
         if person is None and team is None:
             raise UserError("issues.unknown_assignee", text=excerpt(target) or "–")
-        topic = routed_topic(issue)
         # A new owner gets their own reminder before the deadline.
         issue.reminded_at = None
         if person is not None:
             issue.assignee_id = person.id
-            # The relationship was read before the id changed: read it again when shown.
-            self.session.expire(issue, ["assignee"])
-            compose = self.routed_composer(issue)
             self._event(issue, "reassigned", actor, to_person=person.key)
-            post_to_person(
-                self.session,
-                person,
-                compose,
-                language_for(person, self.org, self.org.language),
-                f"{topic}:dm:{person.key}:v{issue.version}",
-                self.now,
-                topic=topic,
-            )
         else:
             assert team is not None
             issue.assignee_team_id, issue.assignee_id = team.id, None
-            self.session.expire(issue, ["assignee", "assignee_team"])
             self._event(issue, "reassigned", actor, to_team=team.key)
-            compose = self.routed_composer(issue)
-            post_to_team(
-                self.session,
-                team,
-                compose,
-                self.org.language,
-                f"{topic}:team:{team.key}:v{issue.version}",
-                self.now,
-                topic=topic,
-            )
-        self.session.flush()
+        # The relationships were read before the ids changed: read them again when shown.
+        self.session.expire(issue, ["assignee", "assignee_team"])
+        # Edit what was posted so far, then tell the new owner with the issue as it is now.
         self.refresh_routed(issue)
+        topic, compose = routed_topic(issue), self.routed_composer(issue)
+        if person is not None:
+            language = language_for(person, self.org, self.org.language)
+            key = f"{topic}:dm:{person.key}:v{issue.version}"
+            post_to_person(self.session, person, compose, language, key, self.now, topic=topic)
+        else:
+            assert team is not None
+            key = f"{topic}:team:{team.key}:v{issue.version}"
+            post_to_team(self.session, team, compose, self.org.language, key, self.now, topic=topic)
         return issue
 
     def join(self, issue: Issue, person: Person, anonymous: bool) -> Joined:

@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.domain.journey_map import DEFAULT_SLA, JourneyMap, Severity, SlaRule
+from bot.domain.journey_map import JourneyMap, Severity, SlaRule
 from bot.store.models import (
     Identity,
     KpiTarget,
@@ -128,7 +128,7 @@ def load_journey(
         "name": journey.org.name,
         "time_zone": journey.org.time_zone or defaults.time_zone,
         "language": journey.org.language or defaults.language,
-        "sla": _sla_seconds({**DEFAULT_SLA, **journey.sla}),
+        "sla": _sla_seconds({severity: journey.org_sla(severity) for severity in Severity}),
         "business_hours": journey.org.business_hours.model_dump() if journey.org.business_hours else None,
     }
     if org is None:
