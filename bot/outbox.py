@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -23,7 +23,7 @@ from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
 
 log = logging.getLogger(__name__)
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+PENDING, SENDING, SENT, FAILED, SUPERSEDED = "pending", "sending", "sent", "failed", "superseded"
 MAX_ATTEMPTS = 8
 LEASE = timedelta(minutes=2)
 
@@ -214,6 +214,17 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
     """Take up to ``limit`` due rows for one platform under a lease, in their own transaction."""
     original = aliased(Outbox)
     with session_factory.begin() as session:
+        # An edit of a post that could not be delivered has nothing to edit: it fails with it.
+        session.execute(
+            update(Outbox)
+            .where(
+                Outbox.platform == platform,
+                Outbox.status == PENDING,
+                Outbox.update_of_id.in_(select(original.id).where(original.status == FAILED)),
+            )
+            .values(status=FAILED, last_error="the post it edits was never delivered")
+            .execution_options(synchronize_session=False)
+        )
         due = (
             select(Outbox)
             .outerjoin(original, Outbox.update_of_id == original.id)
@@ -229,14 +240,27 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
             .with_for_update(of=Outbox, skip_locked=True)
         )
         rows = session.scalars(due).all()
+        edit_targets = {r.update_of_id for r in rows if r.update_of_id}
         edited = {
-            row.id: row.platform_ref
-            for row in session.scalars(
-                select(Outbox).where(Outbox.id.in_({r.update_of_id for r in rows if r.update_of_id}))
-            )
+            row.id: row.platform_ref for row in session.scalars(select(Outbox).where(Outbox.id.in_(edit_targets)))
         }
+        newest_edit = dict(
+            session.execute(
+                select(Outbox.update_of_id, func.max(Outbox.id))
+                .where(Outbox.update_of_id.in_(edit_targets))
+                .group_by(Outbox.update_of_id)
+            ).all()
+        )
         posts = []
         for row in rows:
+            if row.update_of_id and row.id < newest_edit.get(row.update_of_id, row.id):
+                # A later edit shows a later state; this one would only overwrite it with an older one.
+                row.status, row.last_error = SUPERSEDED, None
+                continue
+            if row.attempts >= MAX_ATTEMPTS:
+                # Its senders kept dying mid-post (nobody recorded a result): stop trying.
+                row.status, row.last_error = FAILED, row.last_error or "no sender finished delivering it"
+                continue
             row.status = SENDING
             row.attempts += 1
             # While sending, next_attempt_at is the lease's end: past it, another sender may retry.
@@ -259,16 +283,26 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
 
 
+def _still_ours(session: Session, post: Post) -> Outbox | None:
+    """The row, if this sender's claim still holds. After a lease ran out another sender may
+    have claimed it again (and even delivered it); a late result must not overwrite that."""
+    row = session.get(Outbox, post.id, with_for_update=True)
+    if row is None or row.status != SENDING or row.attempts != post.attempts:
+        log.warning("outbox %s: result of attempt %s came after the lease; ignored", post.id, post.attempts)
+        return None
+    return row
+
+
 def record_sent(session_factory: sessionmaker[Session], post: Post, platform_ref: str | None, now: datetime) -> None:
     with session_factory.begin() as session:
-        row = session.get(Outbox, post.id)
+        row = _still_ours(session, post)
         if row is not None:
             row.status, row.platform_ref, row.sent_at, row.last_error = SENT, platform_ref, now, None
 
 
 def record_failure(session_factory: sessionmaker[Session], post: Post, error: DeliveryError, now: datetime) -> None:
     with session_factory.begin() as session:
-        row = session.get(Outbox, post.id)
+        row = _still_ours(session, post)
         if row is None:
             return
         row.last_error = str(error)[:2000]

@@ -167,3 +167,60 @@ def test_concurrent_senders_never_claim_the_same_row(pg_session_factory: session
     assert len(set(everything)) == 200
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Outbox).where(Outbox.attempts != 1)) == 0
+
+
+def test_a_late_result_does_not_undo_a_later_senders_delivery(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "k1", NOW)
+    [slow] = claim(session_factory, "console", NOW)  # sender A stalls past its lease
+    clock.now = NOW + outbox.LEASE + timedelta(seconds=1)
+    delivered = drain(session_factory, "console", RecordingSender(), clock)  # sender B delivers it
+    assert len(delivered) == 1
+    outbox.record_failure(session_factory, slow, DeliveryError("timeout", retryable=True), clock())  # A wakes up
+    outbox.record_sent(session_factory, slow, "late-ref", clock())
+    [row] = rows(session_factory)
+    assert (row.status, row.platform_ref, row.attempts) == ("sent", f"ref-{row.id}", 2)
+    assert drain(session_factory, "console", RecordingSender(), clock) == []  # never posted a third time
+
+
+def test_a_post_whose_senders_keep_dying_is_given_up(session_factory: sessionmaker[Session], clock: Clock) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "k1", NOW)
+    for _ in range(outbox.MAX_ATTEMPTS):
+        assert len(claim(session_factory, "console", clock())) == 1  # ...and the sender dies each time
+        clock.now += outbox.LEASE + timedelta(seconds=1)
+    assert claim(session_factory, "console", clock()) == []
+    [row] = rows(session_factory)
+    assert (row.status, row.attempts) == ("failed", outbox.MAX_ATTEMPTS)
+
+
+def test_edits_wait_for_their_post_and_only_the_newest_is_shown(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "post", NOW, topic="t")
+        outbox.edit_posts(session, "t", lambda lang: HELLO.model_copy(update={"text": "v2"}), "sv", "v2", NOW)
+    sender = RecordingSender()
+    # The edit waits: the post it edits has no reference yet, so only the post goes out.
+    first = claim(session_factory, "console", NOW)
+    assert [p.idempotency_key for p in first] == ["post"]
+    outbox.record_sent(session_factory, first[0], "ref-post", NOW)
+    with session_factory.begin() as session:
+        outbox.edit_posts(session, "t", lambda lang: HELLO.model_copy(update={"text": "v3"}), "sv", "v3", NOW)
+    drain(session_factory, "console", sender, clock)
+    assert [(p.edit_ref, p.message.text) for p in sender.sent] == [("ref-post", "v3")]
+    assert [r.status for r in rows(session_factory)] == ["sent", "superseded", "sent"]
+
+
+def test_an_edit_of_a_failed_post_fails_too(session_factory: sessionmaker[Session], clock: Clock) -> None:
+    with session_factory.begin() as session:
+        enqueue(session, CHANNEL, HELLO, "post", NOW, topic="t")
+    drain(session_factory, "console", RecordingSender(DeliveryError("channel_not_found", retryable=False)), clock)
+    with session_factory.begin() as session:
+        outbox.edit_posts(session, "t", lambda lang: HELLO, "sv", "v2", NOW)
+    assert drain(session_factory, "console", RecordingSender(), clock) == []
+    assert [r.status for r in rows(session_factory)] == ["failed", "failed"]
+    with session_factory() as session:
+        assert outbox.pending_count(session, "console") == 0

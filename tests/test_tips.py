@@ -288,8 +288,8 @@ def test_a_clock_that_was_down_catches_up_during_the_week() -> None:
     assert not due_this_week(trigger, datetime(2026, 11, 29, 23, 30, tzinfo=UTC), STOCKHOLM)  # Monday 00:30: W49
 
 
-@pytest.mark.postgres
-def test_two_clocks_post_once(pg_loaded: sessionmaker[Session], clock: Clock) -> None:
+def test_two_clocks_post_once(loaded: sessionmaker[Session], clock: Clock) -> None:
+    pg_loaded = loaded
     app = CxApp(pg_loaded, clock=clock, default_language="sv")
     for channel in ("#cx", "#a", "#b", "#c"):
         subscribe(app, channel)

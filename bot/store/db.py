@@ -43,6 +43,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
@@ -53,6 +54,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+    # pysqlite would BEGIN only at the first write, so a transaction's reads are not protected;
+    # take over (SQLAlchemy's documented recipe) and begin every transaction ourselves.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    """SQLite has no row locks: what PostgreSQL's SELECT … FOR UPDATE does for one row, a write
+    lock taken at BEGIN does for the whole file. Transactions run one at a time, so two owners
+    acknowledging at once, or two clocks on one file, behave as they do on PostgreSQL."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
