@@ -223,7 +223,13 @@ class ConsoleAdapter:
             log.info("console: bad /clock amount %r", excerpt(amount))
             self.write(self.app.catalogue.text(language, "console.clock_usage"))
             return
-        self.clock.offset += step
+        try:
+            self.clock.offset += step
+            self.clock()
+        except OverflowError:  # past the calendar's end
+            self.clock.offset -= step
+            self.write(self.app.catalogue.text(language, "console.clock_usage"))
+            return
         if self.on_tick is not None:
             self.on_tick()
         shown = self.clock().astimezone(self.zone()).strftime("%Y-%m-%d %H:%M")

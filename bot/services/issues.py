@@ -126,13 +126,12 @@ class IssueService:
     def get_issue(self, number: int, *, lock: bool = False) -> Issue:
         query = select(Issue).where(Issue.id == number, Issue.org_id == self.org.id)
         if lock:
-            # Two owners pressing Acknowledge at once: the second waits here, then sees the first's.
-            query = query.with_for_update()
+            # Two owners pressing Acknowledge at once: the second waits here, then reads the row
+            # as the first left it (populate_existing overwrites what this session had cached).
+            query = query.with_for_update().execution_options(populate_existing=True)
         issue = self.session.scalar(query)
         if issue is None:
             raise UserError("issues.unknown_issue", number=number)
-        if lock:
-            self.session.refresh(issue)
         return issue
 
     # --- reporting -----------------------------------------------------------------
