@@ -137,6 +137,8 @@ class StageSpec(_Strict):
     key: Key
     name: LocalizedText
     owner: Key | None = None
+    # Words (sv and en) that place an observation in this stage when it names no touchpoint.
+    keywords: list[str] = Field(default_factory=list)
     targets: dict[Literal["nps", "csat", "ces", "fcr", "churn", "aht"], float] = Field(default_factory=dict)
     touchpoints: list[TouchpointSpec] = Field(default_factory=list)
 

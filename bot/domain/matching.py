@@ -92,8 +92,9 @@ def suggest_touchpoints(text: str, candidates: Sequence[Candidate], limit: int =
     if not _WORD.search(words):
         return []
     ranked = []
+    specificity: dict[str, int] = {}
     for candidate in candidates:
-        score = 0.0
+        score, longest = 0.0, 0
         for name in candidate.names:
             normal = _normalise(name)
             if len(normal) < 3:
@@ -103,8 +104,13 @@ def suggest_touchpoints(text: str, candidates: Sequence[Candidate], limit: int =
                 hit = 100.0 if re.search(rf"\b{re.escape(normal)}\b", words) else 0.0
             else:
                 hit = fuzz.partial_ratio(normal, words)
+            if hit >= SUGGEST:
+                longest = max(longest, len(normal))
             score = max(score, hit)
         if score >= SUGGEST:
             ranked.append(Scored(candidate.key, score))
-    ranked.sort(key=lambda s: (-s.score, s.key))
+            specificity[candidate.key] = longest
+    # Equal scores: the longer name found is the more specific one ("order confirmation email"
+    # is about the order confirmation, not about email support).
+    ranked.sort(key=lambda s: (-s.score, -specificity[s.key], s.key))
     return ranked[:limit]

@@ -179,6 +179,7 @@ def load_journey(
                 "name_sv": s.name.sv,
                 "name_en": s.name.en,
                 "owner_id": person_id(s.owner),
+                "keywords": list(s.keywords),
             }
             for position, s in enumerate(journey.stages, start=1)
         },

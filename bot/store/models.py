@@ -167,6 +167,7 @@ class Stage(Base):
     name_sv: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    keywords: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
     archived_at: Mapped[datetime | None]
 
     touchpoints: Mapped[list[Touchpoint]] = relationship(back_populates="stage", order_by="Touchpoint.position")
@@ -381,3 +382,51 @@ class TipEngagement(Base):
     external_user_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(String(64))  # the emoji, or the reply's message reference
     at: Mapped[datetime]
+
+
+class Observation(Base):
+    """Something an employee saw of the customer experience, classified to the journey."""
+
+    __tablename__ = "observation"
+    __table_args__ = (UniqueConstraint("source_platform", "source_message_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    text: Mapped[str] = mapped_column(Text)
+    # Null when anonymous, or after the author's data was erased.
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(16))  # "command" | "message"
+    source_platform: Mapped[str] = mapped_column(String(16))
+    source_channel: Mapped[str | None] = mapped_column(String(64))
+    # A captured chat message: its reference (unique per platform) and a link to it.
+    source_message_ref: Mapped[str | None] = mapped_column(String(128))
+    source_link: Mapped[str | None] = mapped_column(String(500))
+    captured_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("stage.id", ondelete="SET NULL"))
+    touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoint.id", ondelete="SET NULL"))
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    themes: Mapped[list[str]] = mapped_column(default=list)
+    classifier: Mapped[str | None] = mapped_column(String(32))  # null: not classified yet
+    classifier_note: Mapped[str | None] = mapped_column(String(500))
+    classified_at: Mapped[datetime | None]
+    corrected_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    corrected_at: Mapped[datetime | None]
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id", ondelete="SET NULL"))
+
+    stage: Mapped[Stage | None] = relationship()
+    touchpoint: Mapped[Touchpoint | None] = relationship()
+    author: Mapped[Person | None] = relationship(foreign_keys=[author_id])
+
+
+class ObservationSeer(Base):
+    """Everyone who captured the same chat message: one observation, seen by each of them."""
+
+    __tablename__ = "observation_seer"
+    __table_args__ = (UniqueConstraint("observation_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    seen_at: Mapped[datetime]

@@ -1,0 +1,134 @@
+"""Classifiers behind one protocol: offline by default, OpenAI when a key is configured.
+
+The OpenAI classifier asks for structured output under a JSON schema built from the journey map,
+validates the answer, and on any error, timeout, refusal or malformed answer falls back to the
+offline classifier, recording why. It never raises: an observation always ends classified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any, Literal, Protocol
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.domain.classify import Classification, JourneyIndex, Sentiment, classify_offline
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    def classify(self, text: str, index: JourneyIndex) -> Classification: ...
+
+
+class OfflineClassifier:
+    def classify(self, text: str, index: JourneyIndex) -> Classification:
+        return classify_offline(text, index)
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str | None
+    touchpoint: str | None
+    sentiment: Literal["positive", "neutral", "negative"]
+    themes: list[str] = Field(max_length=3)
+
+
+def answer_schema(index: JourneyIndex) -> dict[str, Any]:
+    stages = [s.key for s in index.stages]
+    touchpoints = [t.key for t in index.touchpoints]
+    return {
+        "type": "object",
+        "properties": {
+            "stage": {"type": ["string", "null"], "enum": [*stages, None]},
+            "touchpoint": {"type": ["string", "null"], "enum": [*touchpoints, None]},
+            "sentiment": {"type": "string", "enum": [s.value for s in Sentiment]},
+            "themes": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 3},
+        },
+        "required": ["stage", "touchpoint", "sentiment", "themes"],
+        "additionalProperties": False,
+    }
+
+
+def _prompt(index: JourneyIndex) -> str:
+    stages = "\n".join(f"- {s.key}: {', '.join(s.words[:6])}" for s in index.stages)
+    touchpoints = "\n".join(
+        f"- {t.key} (stage {index.stage_of.get(t.key)}): {', '.join(t.names[1:6])}" for t in index.touchpoints
+    )
+    return (
+        "You classify employees' observations of the customer experience (Swedish or English) to a "
+        "company's customer journey. Answer with the stage and touchpoint keys below (null when none fits), "
+        "the customer's sentiment, and 1-3 short theme tags in English.\n"
+        f"Stages:\n{stages}\nTouchpoints:\n{touchpoints}"
+    )
+
+
+class _Unusable(Exception):
+    pass
+
+
+class OpenAIClassifier:
+    def __init__(
+        self, client: openai.OpenAI, model: str, timeout: float = 2.0, fallback: Classifier | None = None
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.timeout = timeout
+        self.fallback = fallback or OfflineClassifier()
+
+    def classify(self, text: str, index: JourneyIndex) -> Classification:
+        try:
+            return self._ask(text, index)
+        except openai.APITimeoutError:
+            reason = "timeout"
+        except openai.RateLimitError:
+            reason = "rate limited (429)"
+        except openai.APIStatusError as exc:
+            reason = f"HTTP {exc.status_code}"
+        except openai.APIError as exc:
+            reason = f"API error: {type(exc).__name__}"
+        except (_Unusable, ValidationError, json.JSONDecodeError, ValueError) as exc:
+            reason = f"unusable answer: {str(exc).splitlines()[0][:200]}"
+        log.warning("OpenAI classification failed (%s); using the offline classifier", reason)
+        offline = self.fallback.classify(text, index)
+        return dataclasses.replace(offline, note=f"OpenAI failed ({reason}); classified offline")
+
+    def _ask(self, text: str, index: JourneyIndex) -> Classification:
+        response = self.client.chat.completions.create(
+            model=self.model,
+            messages=[{"role": "system", "content": _prompt(index)}, {"role": "user", "content": text}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "observation", "strict": True, "schema": answer_schema(index)},
+            },
+            timeout=self.timeout,
+        )
+        if not response.choices:
+            raise _Unusable("no choices")
+        message = response.choices[0].message
+        if getattr(message, "refusal", None):
+            raise _Unusable(f"refused: {message.refusal}")
+        answer = _Answer.model_validate_json(message.content or "")
+        stages = {s.key for s in index.stages}
+        if answer.stage is not None and answer.stage not in stages:
+            raise _Unusable(f"unknown stage {answer.stage!r}")
+        if answer.touchpoint is not None:
+            if answer.touchpoint not in index.stage_of:
+                raise _Unusable(f"unknown touchpoint {answer.touchpoint!r}")
+            # The touchpoint decides the stage: the two must agree.
+            answer.stage = index.stage_of[answer.touchpoint]
+        themes = tuple(t.strip()[:40] for t in answer.themes if t.strip())[:3]
+        return Classification(answer.stage, answer.touchpoint, Sentiment(answer.sentiment), themes, classifier="openai")
+
+
+def build_classifier(api_key: str | None, base_url: str | None, model: str, timeout: float = 2.0) -> Classifier:
+    """OpenAI when a key is configured, otherwise offline."""
+    if not api_key:
+        return OfflineClassifier()
+    # No retries here: a failed answer falls back at once rather than keeping a person waiting.
+    client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+    return OpenAIClassifier(client, model, timeout)
