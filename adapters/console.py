@@ -98,6 +98,9 @@ class ConsoleAdapter:
         self.on_tick = on_tick
         self.buttons: dict[int, NumberedButton] = {}
         self.replies = 0
+        self.said = 0
+        # What was said with /say, and what the bot posted: ref → (author, text), for capture.
+        self.messages: dict[str, tuple[str | None, str]] = {}
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -130,6 +133,8 @@ class ConsoleAdapter:
             self.move_clock(line[6:].strip())
         elif line.startswith(("/react", "/reply")):
             self.respond_to_post(line)
+        elif line.startswith("/say"):
+            self.say(line[4:].strip())
         elif line.lower().startswith("/cx") or line.lower() == "cx":
             self.show(self.app.dispatch(self.invocation(line)), "you")
         else:
@@ -193,13 +198,23 @@ class ConsoleAdapter:
         command, _, rest = line.partition(" ")
         ref, _, detail = rest.strip().partition(" ")
         language = self.language_hint()
-        if not ref.startswith("console-") or not detail.strip():
+        if not ref.startswith(("console-", "msg-")) or not detail.strip():
             log.info("console: bad %s %r", command, excerpt(rest))
             self.write(self.app.catalogue.text(language, "console.respond_usage"))
             return
         if command == "/react":
+            said = self.messages.get(ref)
             answer = self.app.react(
-                Reaction(PLATFORM, WORKSPACE, self.person_key, self.channel_id, ref, detail.strip()[:32])
+                Reaction(
+                    PLATFORM,
+                    WORKSPACE,
+                    self.person_key,
+                    self.channel_id,
+                    ref,
+                    detail.strip()[:32],
+                    message_text=said[1] if said else None,
+                    message_author=said[0] if said else None,
+                )
             )
             note = self.app.catalogue.text(language, "console.reacted", emoji=detail.strip()[:32], ref=ref)
         else:
@@ -211,6 +226,16 @@ class ConsoleAdapter:
         self.write(note)
         if answer is not None and (answer.message.text or answer.message.header):
             self.show(answer, "you")
+
+    def say(self, text: str) -> None:
+        """Post a chat message as yourself, as a colleague would: others can capture it (👂)."""
+        if not text:
+            self.write(self.app.catalogue.text(self.language_hint(), "console.say_usage"))
+            return
+        self.said += 1
+        ref = f"msg-{self.said}"
+        self.messages[ref] = (self.person_key, text)
+        self.write(f"{RULE}\n[{ref} in {self.channel_id}] {self.person_key}: {text}")
 
     def move_clock(self, amount: str) -> None:
         language = self.language_hint()
@@ -258,6 +283,7 @@ class ConsoleAdapter:
             return post.edit_ref
         ref = f"console-{post.id}"
         self.write_block(f"{ref} to {where}", post.message, channel_id=where, message_ref=ref)
+        self.messages[ref] = (None, "\n".join(render_message(post.message, lambda b: 0)))
         return ref
 
     # --- output --------------------------------------------------------------------------

@@ -9,7 +9,8 @@ traceback, the transaction is rolled back, and the user is told nothing was save
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,11 +21,15 @@ from bot.content import Content, default_content
 from bot.domain.issues import defuse_mentions
 from bot.domain.tips import Tip
 from bot.i18n import Catalogue
-from bot.messages import Click, Invocation, Message, Reaction, Reply, ThreadReply
+from bot.llm import Classifier, OfflineClassifier
+from bot.messages import CaptureRequest, Click, Invocation, Message, Reaction, Reply, ThreadReply
 from bot.services.journey import current_org
 from bot.store.models import Identity, Org, Person
 
 log = logging.getLogger(__name__)
+
+# The reaction that saves a message as an observation: 👂, as Discord sends it and as Slack names it.
+DEFAULT_CAPTURE_EMOJI = ("👂", "ear", ":ear:")
 
 # Longer than any legitimate command (a report's description is capped at 3 000 characters).
 MAX_INPUT_CHARS = 4000
@@ -56,6 +61,14 @@ class Context:
     catalogue: Catalogue
     tips: Mapping[str, Mapping[int, Tip]]
     tip_order: str = "auto"
+    session_factory: sessionmaker[Session] | None = None
+    classifier: Classifier | None = None
+    capture_emoji: frozenset[str] = frozenset()
+    deferred: list[Callable[[], object]] = field(default_factory=list)
+
+    def defer(self, task: Callable[[], object]) -> None:
+        """Run ``task`` after this command's transaction commits, off the reply's path."""
+        self.deferred.append(task)
 
     def t(self, key: str, /, **values: object) -> str:
         return self.catalogue.text(self.language, key, **values)
@@ -92,6 +105,7 @@ class Command:
 
 ReactionHandler = Callable[[Context, Reaction], "Reply | None"]
 ReplyHandler = Callable[[Context, ThreadReply], "Reply | None"]
+CaptureHandler = Callable[[Context, CaptureRequest], Reply]
 
 
 @dataclass
@@ -101,6 +115,7 @@ class Registry:
     # Every handler sees every reaction or reply; one that answers ends the search.
     reactions: list[ReactionHandler] = field(default_factory=list)
     replies: list[ReplyHandler] = field(default_factory=list)
+    capture: CaptureHandler | None = None
 
     def command(self, name: str, usage: str, *aliases: str) -> Callable[[CommandHandler], CommandHandler]:
         def decorate(handler: CommandHandler) -> CommandHandler:
@@ -150,6 +165,9 @@ class CxApp:
         content: Content | None = None,
         default_language: str = "sv",
         tip_order: str = "auto",
+        classifier: Classifier | None = None,
+        run_later: Callable[[Callable[[], object]], object] | None = None,
+        capture_emoji: Iterable[str] = DEFAULT_CAPTURE_EMOJI,
     ) -> None:
         from bot.commands import default_registry
 
@@ -161,6 +179,10 @@ class CxApp:
         self.tips = content.tips
         self.default_language = default_language
         self.tip_order = tip_order
+        self.classifier = classifier or OfflineClassifier()
+        self.capture_emoji = frozenset(capture_emoji)
+        self._pool: ThreadPoolExecutor | None = None
+        self.run_later = run_later or self._in_background
 
     # --- entry points ------------------------------------------------------------------
 
@@ -236,19 +258,47 @@ class CxApp:
             catalogue=self.catalogue,
             tips=self.tips,
             tip_order=self.tip_order,
+            session_factory=self.session_factory,
+            classifier=self.classifier,
+            capture_emoji=self.capture_emoji,
         )
         try:
             # Leaving this block by any exception rolls back, so a refused or failed command
             # never leaves anything half-written.
             with session.begin():
                 self._identify(ctx)
-                return handle(ctx)
+                reply = handle(ctx)
         except UserError as error:
             return self.on_user_error(ctx, error, what)
         except Exception as error:
             return self.on_error(ctx, error, what)
         finally:
             session.close()
+        for task in ctx.deferred:  # committed: now the slower follow-ups
+            self.run_later(task)
+        return reply
+
+    def _in_background(self, task: Callable[[], object]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxbot-later")
+        self._pool.submit(self._logged, task)
+
+    @staticmethod
+    def _logged(task: Callable[[], object]) -> None:
+        try:
+            task()
+        except Exception:  # a background task has no one to answer; the log must say it
+            log.exception("background task failed")
+
+    def capture(self, request: CaptureRequest) -> Reply:
+        """Save a chat message as an observation (a message shortcut)."""
+        return self._run(
+            request.platform,
+            request.user_id,
+            request.channel_id,
+            "capture",
+            lambda ctx: self.registry.capture(ctx, request) if self.registry.capture else Reply(Message()),
+        )
 
     def _run_quiet(
         self, platform: str, user_id: str, channel_id: str, what: str, handle: Callable[[Context], Reply | None]

@@ -30,9 +30,11 @@ from bot.content import Content, load_content
 from bot.domain.journey_map import load_journey_file
 from bot.domain.tips import TipsFileError
 from bot.i18n import CatalogueError
+from bot.llm import Classifier, build_classifier
 from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
-from bot.services.demo import seed_demo_issues, subscribe_demo_channel
+from bot.services.demo import seed_demo_issues, seed_demo_observations, subscribe_demo_channel
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
+from bot.services.observations import classify_pending
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, safe_url, upgrade
 from bot.store.models import Person
@@ -105,6 +107,11 @@ def read_content(settings: Settings) -> Content:
         fail(str(exc))
 
 
+def classifier_from(settings: Settings) -> Classifier:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return build_classifier(key, settings.openai_base_url, settings.openai_model, settings.openai_timeout)
+
+
 def org_defaults(settings: Settings) -> OrgDefaults:
     return OrgDefaults(time_zone=settings.time_zone, language=settings.language)
 
@@ -130,6 +137,7 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings, conten
         org = current_org(session)
         assert org is not None
         seed_demo_issues(session, org, content.catalogue, utc_now())
+        seed_demo_observations(session, org, content.catalogue, utc_now())
         subscribe_demo_channel(session, org, utc_now())
 
 
@@ -185,6 +193,8 @@ def run(
             content=content,
             default_language=language or settings.language,
             tip_order=settings.tip_order,
+            classifier=classifier_from(settings),
+            capture_emoji=settings.capture_emoji_set,
         )
     except JourneyFileError as exc:
         fail(str(exc))
@@ -268,6 +278,7 @@ def start_scheduler(
             tip_schedule=settings.tip_schedule,
             tip_order=settings.tip_order,
             content=content,
+            classifier=classifier_from(settings),
         )
     except ValueError as exc:  # APScheduler's word for a malformed crontab
         fail(f"bad CXBOT_TIP_SCHEDULE {settings.tip_schedule!r}: {exc}")
@@ -280,6 +291,7 @@ def run_clock_jobs(
 ) -> None:
     """What the clock would do at this moment: the SLA sweep, and the weekly tip if it is due."""
     run_sla_sweep(session_factory, clock, content)
+    classify_pending(session_factory, classifier_from(settings), clock)
     with session_factory() as session:
         org = current_org(session)
         zone = ZoneInfo(org.time_zone if org is not None else settings.time_zone)

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = "gpt-4o-mini"
+    # Seconds to wait for a classification before falling back to the offline classifier.
+    openai_timeout: float = Field(default=2.0, gt=0, le=30)
+    # Reacting with one of these saves a chat message as an observation (comma-separated).
+    capture_emoji: str = "👂,ear"
+
+    @property
+    def capture_emoji_set(self) -> frozenset[str]:
+        names = {e.strip() for e in self.capture_emoji.split(",") if e.strip()}
+        return frozenset(names | {f":{n}:" for n in names if n.isascii()})
 
     @property
     def journey_path(self) -> Path:

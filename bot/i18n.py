@@ -27,6 +27,11 @@ class Catalogue:
             return key
         return template.format(**values) if values else template
 
+    def text_or(self, language: str, key: str, fallback: str) -> str:
+        """The sentence for ``key``, or ``fallback`` when the catalogue has none (free-form tags)."""
+        table = self._entries.get(language) or self._entries["en"]
+        return table.get(key) or self._entries["en"].get(key) or fallback
+
     def keys(self, language: str) -> set[str]:
         return set(self._entries.get(language, {}))
 

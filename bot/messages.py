@@ -97,6 +97,10 @@ class Reaction:
     channel_id: str
     message_ref: str
     emoji: str
+    # What the adapter could read of the message reacted to (for capture); None if it is gone.
+    message_text: str | None = None
+    message_author: str | None = None  # the author's user id on the platform
+    message_link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,18 @@ class ThreadReply:
     channel_id: str
     parent_ref: str
     reply_ref: str
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """ "Save this message as an observation": a message shortcut, or a reaction with the capture
+    emoji. ``message_text`` is None when the adapter could no longer read the message."""
+
+    platform: str
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    message_ref: str
+    message_text: str | None
+    message_author: str | None = None
+    message_link: str | None = None

@@ -25,8 +25,10 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
+from bot.llm import Classifier, OfflineClassifier
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
+from bot.services.observations import classify_pending
 from bot.services.sla_sweep import SweepReport, sweep
 from bot.services.tips import TipService, subscriptions
 from bot.store.models import Subscription
@@ -157,6 +159,7 @@ def build_scheduler(
     tip_schedule: str = "0 9 * * mon",
     tip_order: str = "auto",
     content: Content | None = None,
+    classifier: Classifier | None = None,
 ) -> tuple[BaseScheduler, Leadership]:
     """The jobs, each under an explicit id, in the org's time zone, with minutes of misfire grace.
 
@@ -171,6 +174,20 @@ def build_scheduler(
         IntervalTrigger(minutes=SWEEP_MINUTES, timezone=time_zone),
         id="sla_sweep",
         name="SLA reminders and escalation",
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        led(
+            leadership,
+            lambda: classify_pending(session_factory, classifier or OfflineClassifier(), clock),
+            "classify_observations",
+        ),
+        IntervalTrigger(minutes=1, timezone=time_zone),
+        id="classify_observations",
+        name="Classify observations a crash left unclassified",
         misfire_grace_time=MISFIRE_GRACE_SECONDS,
         coalesce=True,
         max_instances=1,

@@ -6,9 +6,9 @@ from bot.app import Registry
 
 
 def default_registry() -> Registry:
-    from bot.commands import general, issues, journey, tips
+    from bot.commands import general, issues, journey, observations, tips
 
     registry = Registry()
-    for module in (general, journey, issues, tips):
+    for module in (general, journey, issues, observations, tips):
         module.register(registry)
     return registry

@@ -84,3 +84,58 @@ def subscribe_demo_channel(session: Session, org: Org, now: datetime) -> None:
     admin = session.scalar(select(Person).where(Person.org_id == org.id, Person.is_admin).order_by(Person.key))
     if admin is not None:
         subscribe(session, org, "console", "#cx", SUBSCRIPTION_KINDS, admin.id, now)
+
+
+# (days ago, local time, who, text, anonymous)
+DEMO_OBSERVATIONS: list[tuple[int, time, str, str, bool]] = [
+    (
+        4,
+        time(10, 20),
+        "leila",
+        "Tre kunder i rad ringde om novemberfakturan; alla trodde att de debiterats två gånger.",
+        False,
+    ),
+    (
+        3,
+        time(14, 5),
+        "mikael",
+        "The customer in Tallbacka was delighted that the installer cleaned up and explained the inverter.",
+        False,
+    ),
+    (
+        2,
+        time(9, 40),
+        "jonas",
+        "Flera som funderar på solpaneler frågar om grönt avdrag; offertverktyget säger inget om det.",
+        False,
+    ),
+    (
+        1,
+        time(16, 10),
+        "sara",
+        "Someone on Instagram asked three times about our prices and got no reply from us.",
+        True,
+    ),
+    (0, time(8, 30), "elin", "Kunden i chatten var glad att hon kunde flytta sitt avtal på fem minuter.", False),
+]
+
+
+def seed_demo_observations(session: Session, org: Org, catalogue: Catalogue, now: datetime) -> int:
+    """A week of observations, classified offline, unless the database already has some."""
+    from bot.llm import OfflineClassifier
+    from bot.services.observations import ObservationService, journey_index, store_classification
+    from bot.store.models import Observation
+
+    if session.scalar(select(func.count()).select_from(Observation).where(Observation.org_id == org.id)):
+        return 0
+    people = {p.key: p for p in session.scalars(select(Person).where(Person.org_id == org.id))}
+    index = journey_index(session, org)
+    zone = ZoneInfo(org.time_zone)
+    for days_ago, clock_time, who, text, anonymous in DEMO_OBSERVATIONS:
+        moment = _at_local(now - timedelta(days=days_ago), clock_time, zone)
+        if moment > now:
+            moment -= timedelta(days=1)
+        service = ObservationService(session, org, catalogue, moment)
+        observation = service.observe(people[who], text, anonymous, "console", "#cx")
+        store_classification(session, observation.id, OfflineClassifier().classify(text, index), moment)
+    return len(DEMO_OBSERVATIONS)

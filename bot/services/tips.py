@@ -17,7 +17,17 @@ from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message, MessageField
 from bot.outbox import Target, enqueue
-from bot.store.models import Issue, IssueEvent, Org, Outbox, Subscription, TipEngagement, TipPost, Touchpoint
+from bot.store.models import (
+    Issue,
+    IssueEvent,
+    Observation,
+    Org,
+    Outbox,
+    Subscription,
+    TipEngagement,
+    TipPost,
+    Touchpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +88,12 @@ class TipService:
         reported = self.session.scalar(
             select(func.count()).select_from(Issue).where(Issue.org_id == self.org.id, Issue.reported_at >= since)
         )
-        if not reported:
+        observed = self.session.scalar(
+            select(func.count())
+            .select_from(Observation)
+            .where(Observation.org_id == self.org.id, Observation.created_at >= since)
+        )
+        if not reported and not observed:
             found.append(Signal.NOBODY_SPEAKING_UP)
         if self._events_since("reopened", since):
             found.append(Signal.REOPENED_ISSUES)

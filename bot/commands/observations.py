@@ -1,0 +1,257 @@
+"""/cx observe, /cx observations, /cx observation <n> …, /cx erase, and capturing chat messages."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.app import Context, Registry, UserError, excerpt
+from bot.commands.issues import outcome_reply, parse_number
+from bot.domain.issues import defuse_mentions
+from bot.domain.journey_map import Severity
+from bot.messages import Button, CaptureRequest, Message, MessageField, Reaction, Reply
+from bot.services.journey import current_org
+from bot.services.observations import ObservationService, classify_observation, erase_person
+from bot.store.models import Identity, Observation, ObservationSeer, Person
+
+ANONYMOUS_WORDS = ("anonymous", "anonymt", "anonym")
+SEVERITIES = {
+    "low": "low",
+    "låg": "low",
+    "normal": "normal",
+    "high": "high",
+    "hög": "high",
+    "critical": "critical",
+    "kritisk": "critical",
+}
+
+
+def service(ctx: Context) -> ObservationService:
+    return ObservationService(ctx.session, ctx.require_org(), ctx.catalogue, ctx.now)
+
+
+def classify_later(ctx: Context, number: int) -> None:
+    """Store first, classify after: the reply does not wait for the classifier."""
+    session_factory, classifier = ctx.session_factory, ctx.classifier
+    if session_factory is None or classifier is None:
+        return
+    clock_now = ctx.now
+    ctx.defer(lambda: classify_observation(session_factory, number, classifier, lambda: clock_now))
+
+
+def observation_message(ctx: Context, observation: Observation) -> Message:
+    def t(key: str, **values: object) -> str:
+        return ctx.t(key, **values)
+
+    seen = len(
+        ctx.session.scalars(select(ObservationSeer.id).where(ObservationSeer.observation_id == observation.id)).all()
+    )
+    placed_by_someone = observation.classifier is not None or observation.corrected_at is not None
+    if not placed_by_someone:
+        placed = t("observations.unclassified")
+    else:
+        stage = observation.stage.name(ctx.language) if observation.stage else "–"
+        touchpoint = observation.touchpoint.name(ctx.language) if observation.touchpoint else "–"
+        placed = f"{stage} › {touchpoint}"
+    fields = [
+        MessageField(label=t("observations.field.placed"), value=placed),
+        MessageField(
+            label=t("observations.field.sentiment"),
+            value=t(f"observations.sentiment.{observation.sentiment}") if observation.sentiment else "–",
+        ),
+        MessageField(
+            label=t("observations.field.themes"),
+            # Offline themes are catalogue keys; OpenAI's are free text, shown as they came.
+            value=", ".join(
+                ctx.catalogue.text_or(ctx.language, f"observations.theme.{x}", x) for x in observation.themes
+            )
+            or "–",
+        ),
+        MessageField(
+            label=t("observations.field.author"),
+            value=t("issues.anonymous")
+            if observation.anonymous
+            else (observation.author.name if observation.author else "–"),
+        ),
+    ]
+    if seen > 1:
+        fields.append(MessageField(label=t("observations.field.seen_by"), value=str(seen)))
+    if observation.source_link:
+        fields.append(MessageField(label=t("observations.field.source"), value=observation.source_link))
+    if observation.issue_id:
+        fields.append(MessageField(label=t("observations.field.issue"), value=f"#{observation.issue_id}"))
+    context = []
+    if observation.classifier is not None:
+        how = (
+            t("observations.by_person")
+            if observation.corrected_at
+            else t("observations.by_classifier", name=observation.classifier)
+        )
+        context.append(how + (f" ({observation.classifier_note})" if observation.classifier_note else ""))
+    buttons = (
+        []
+        if observation.issue_id
+        else [Button(action_id=f"observation:{observation.id}:report", label=t("observations.button.report"))]
+    )
+    return Message(
+        header=t("observations.header", number=observation.id),
+        text=defuse_mentions(observation.text),
+        fields=fields,
+        context=context,
+        buttons=buttons,
+    )
+
+
+def capture_reply(ctx: Context, request: CaptureRequest) -> Reply:
+    person = ctx.require_person()
+    author = None
+    if request.message_author:
+        author = ctx.session.scalar(
+            select(Person)
+            .join(Identity)
+            .where(Identity.platform == request.platform, Identity.external_user_id == request.message_author)
+        )
+    captured = service(ctx).capture(
+        person,
+        request.platform,
+        request.channel_id,
+        request.message_ref,
+        request.message_text,
+        author,
+        request.message_link,
+    )
+    number = captured.observation.id
+    if captured.already:
+        return Reply(Message(text=ctx.t("observations.captured_again", number=number)))
+    classify_later(ctx, number)
+    return Reply(
+        Message(
+            text=ctx.t("observations.captured", number=number),
+            buttons=[Button(action_id=f"observation:{number}:details", label=ctx.t("issues.button.details"))],
+        )
+    )
+
+
+def register(registry: Registry) -> None:
+    @registry.command("observe", "observe [anonymous] <what you saw>", "observera")
+    def observe(ctx: Context, rest: str) -> Reply:
+        person = ctx.require_person()
+        first, _, remainder = rest.strip().partition(" ")
+        anonymous = first.casefold() in ANONYMOUS_WORDS
+        text = remainder if anonymous else rest
+        observation = service(ctx).observe(person, text, anonymous, ctx.platform, ctx.channel_id)
+        classify_later(ctx, observation.id)
+        return Reply(
+            Message(
+                text=ctx.t("observations.saved", number=observation.id),
+                context=[ctx.t("issues.created_anonymous")] if anonymous else [],
+                buttons=[
+                    Button(action_id=f"observation:{observation.id}:details", label=ctx.t("issues.button.details")),
+                    Button(action_id=f"observation:{observation.id}:report", label=ctx.t("observations.button.report")),
+                ],
+            )
+        )
+
+    @registry.command("observations", "observations [stage <s>|touchpoint <tp>|mine] [2026-W48]", "observationer")
+    def list_observations(ctx: Context, rest: str) -> Reply:
+        person = ctx.require_person()
+        found = service(ctx).list(person, rest)
+        if not found:
+            return Reply(Message(text=ctx.t("observations.list_empty")))
+        fields = []
+        for observation in found:
+            where = (
+                observation.touchpoint.name(ctx.language)
+                if observation.touchpoint
+                else (observation.stage.name(ctx.language) if observation.stage else ctx.t("observations.unplaced"))
+            )
+            text = " ".join(observation.text.split())
+            short = text if len(text) <= 90 else text[:89] + "…"
+            fields.append(MessageField(label=f"#{observation.id} · {where}", value=defuse_mentions(short)))
+        return Reply(
+            Message(
+                header=ctx.t("observations.list_header", count=len(found)),
+                fields=fields,
+                context=[ctx.t("observations.list_hint")],
+            )
+        )
+
+    @registry.command(
+        "observation", "observation <n> [stage <s>|touchpoint <tp>|delete|report [severity]]", "observationen"
+    )
+    def one_observation(ctx: Context, rest: str) -> Reply:
+        person = ctx.require_person()
+        number_text, _, command = rest.strip().partition(" ")
+        number = parse_number(number_text)
+        verb, _, argument = command.strip().partition(" ")
+        verb = verb.casefold()
+        observations = service(ctx)
+        if not verb:
+            return Reply(observation_message(ctx, observations.get(number)))
+        if verb in ("stage", "steg", "touchpoint", "kontaktpunkt"):
+            observation = observations.correct(number, person, verb, argument)
+            return Reply(
+                observation_message(ctx, observation).model_copy(
+                    update={"text": ctx.t("observations.corrected", number=number)}
+                )
+            )
+        if verb in ("delete", "radera", "ta bort"):
+            observations.delete(number, person)
+            return Reply(Message(text=ctx.t("observations.deleted", number=number)))
+        if verb in ("report", "rapportera"):
+            severity = SEVERITIES.get(argument.strip().casefold() or "normal")
+            if severity is None:
+                raise UserError("observations.usage", given=excerpt(rest))
+            return outcome_reply(ctx, observations.report_as_issue(number, person, Severity(severity)))
+        raise UserError("observations.usage", given=excerpt(rest))
+
+    @registry.command("erase", "erase <person>", "radera")
+    def erase(ctx: Context, rest: str) -> Reply:
+        ctx.require_admin()
+        org = ctx.require_org()
+        key = rest.strip().lstrip("@").casefold()
+        person = ctx.session.scalar(select(Person).where(Person.org_id == org.id, Person.key == key))
+        if person is None:
+            raise UserError("issues.unknown_assignee", text=excerpt(rest) or "–")
+        erased = erase_person(ctx.session, person)
+        return Reply(
+            Message(
+                text=ctx.t(
+                    "observations.erased",
+                    name=person.name,
+                    observations=erased.observations,
+                    events=erased.events,
+                    follows=erased.follows,
+                )
+            )
+        )
+
+    @registry.click("observation")
+    def observation_click(ctx: Context, parts: list[str], value: str) -> Reply:
+        if len(parts) != 2 or not parts[0].isdecimal():
+            raise UserError("common.unknown_action")
+        person = ctx.require_person()
+        observations = service(ctx)
+        number, verb = int(parts[0]), parts[1]
+        if verb == "details":
+            return Reply(observation_message(ctx, observations.get(number)))
+        if verb == "report":
+            return outcome_reply(ctx, observations.report_as_issue(number, person, Severity.NORMAL))
+        raise UserError("common.unknown_action")
+
+    registry.capture = capture_reply
+
+    @registry.reactions.append
+    def capture_by_reaction(ctx: Context, reaction: Reaction) -> Reply | None:
+        if reaction.emoji not in ctx.capture_emoji or current_org(ctx.session) is None:
+            return None
+        request = CaptureRequest(
+            reaction.platform,
+            reaction.workspace_id,
+            reaction.user_id,
+            reaction.channel_id,
+            reaction.message_ref,
+            reaction.message_text,
+            reaction.message_author,
+            reaction.message_link,
+        )
+        return capture_reply(ctx, request)
