@@ -9,6 +9,7 @@ traceback, the transaction is rolled back, and the user is told nothing was save
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Context:
     session_factory: sessionmaker[Session] | None = None
     classifier: Classifier | None = None
     capture_emoji: frozenset[str] = frozenset()
+    clock: Callable[[], datetime] = utc_now
     deferred: list[Callable[[], object]] = field(default_factory=list)
 
     def defer(self, task: Callable[[], object]) -> None:
@@ -182,6 +184,7 @@ class CxApp:
         self.classifier = classifier or OfflineClassifier()
         self.capture_emoji = frozenset(capture_emoji)
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.run_later = run_later or self._in_background
 
     # --- entry points ------------------------------------------------------------------
@@ -261,6 +264,7 @@ class CxApp:
             session_factory=self.session_factory,
             classifier=self.classifier,
             capture_emoji=self.capture_emoji,
+            clock=self.clock,
         )
         try:
             # Leaving this block by any exception rolls back, so a refused or failed command
@@ -275,13 +279,25 @@ class CxApp:
         finally:
             session.close()
         for task in ctx.deferred:  # committed: now the slower follow-ups
-            self.run_later(task)
+            try:
+                self.run_later(task)
+            except Exception:  # the work is saved and the clock will pick it up; the user gets the reply
+                log.exception("%s: could not schedule follow-up work", what)
         return reply
 
     def _in_background(self, task: Callable[[], object]) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxbot-later")
-        self._pool.submit(self._logged, task)
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cxbot-later")
+            pool = self._pool
+        pool.submit(self._logged, task)
+
+    def close(self) -> None:
+        """Stop the background pool; what it had not started, the clock picks up later."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
     @staticmethod
     def _logged(task: Callable[[], object]) -> None:

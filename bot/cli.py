@@ -217,6 +217,7 @@ def run(
     try:
         code = console.run(interactive_lines(console) if interactive else sys.stdin)
     finally:
+        cx.close()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
             leadership.release()

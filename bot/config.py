@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = "gpt-4o-mini"
     # Seconds to wait for a classification before falling back to the offline classifier.
-    openai_timeout: float = Field(default=2.0, gt=0, le=30)
+    openai_timeout: float = Field(default=10.0, gt=0, le=60)
     # Reacting with one of these saves a chat message as an observation (comma-separated).
     capture_emoji: str = "👂,ear"
 

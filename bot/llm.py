@@ -13,7 +13,7 @@ import logging
 from typing import Any, Literal, Protocol
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain.classify import Classification, JourneyIndex, Sentiment, classify_offline
 
@@ -35,7 +35,7 @@ class _Answer(BaseModel):
     stage: str | None
     touchpoint: str | None
     sentiment: Literal["positive", "neutral", "negative"]
-    themes: list[str] = Field(max_length=3)
+    themes: list[str]
 
 
 def answer_schema(index: JourneyIndex) -> dict[str, Any]:
@@ -47,7 +47,8 @@ def answer_schema(index: JourneyIndex) -> dict[str, Any]:
             "stage": {"type": ["string", "null"], "enum": [*stages, None]},
             "touchpoint": {"type": ["string", "null"], "enum": [*touchpoints, None]},
             "sentiment": {"type": "string", "enum": [s.value for s in Sentiment]},
-            "themes": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 3},
+            # No maxLength: not every model or gateway accepts it in strict mode; cut client-side.
+            "themes": {"type": "array", "items": {"type": "string"}},
         },
         "required": ["stage", "touchpoint", "sentiment", "themes"],
         "additionalProperties": False,
@@ -93,6 +94,8 @@ class OpenAIClassifier:
             reason = f"API error: {type(exc).__name__}"
         except (_Unusable, ValidationError, json.JSONDecodeError, ValueError) as exc:
             reason = f"unusable answer: {str(exc).splitlines()[0][:200]}"
+        except Exception as exc:  # whatever else a compatible gateway does: never fail the caller
+            reason = f"unexpected {type(exc).__name__}"
         log.warning("OpenAI classification failed (%s); using the offline classifier", reason)
         offline = self.fallback.classify(text, index)
         return dataclasses.replace(offline, note=f"OpenAI failed ({reason}); classified offline")
@@ -122,13 +125,17 @@ class OpenAIClassifier:
             # The touchpoint decides the stage: the two must agree.
             answer.stage = index.stage_of[answer.touchpoint]
         themes = tuple(t.strip()[:40] for t in answer.themes if t.strip())[:3]
+        if not themes:  # 1–3 tags, always: the offline lexicon's, else "other"
+            themes = classify_offline(text, index).themes
         return Classification(answer.stage, answer.touchpoint, Sentiment(answer.sentiment), themes, classifier="openai")
 
 
-def build_classifier(api_key: str | None, base_url: str | None, model: str, timeout: float = 2.0) -> Classifier:
-    """OpenAI when a key is configured, otherwise offline."""
+def build_classifier(
+    api_key: str | None, base_url: str | None, model: str, timeout: float = 10.0, retries: int = 2
+) -> Classifier:
+    """OpenAI when a key is configured, otherwise offline. Classification runs in the background,
+    so it can afford a patient timeout and a couple of retries before it falls back."""
     if not api_key:
         return OfflineClassifier()
-    # No retries here: a failed answer falls back at once rather than keeping a person waiting.
-    client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+    client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
     return OpenAIClassifier(client, model, timeout)

@@ -220,7 +220,7 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
             .where(
                 Outbox.platform == platform,
                 Outbox.status == PENDING,
-                Outbox.update_of_id.in_(select(original.id).where(original.status == FAILED)),
+                Outbox.update_of_id.in_(select(original.id).where(original.status.in_((FAILED, SUPERSEDED)))),
             )
             .values(status=FAILED, last_error="the post it edits was never delivered")
             .execution_options(synchronize_session=False)

@@ -48,13 +48,13 @@ def test_help_lists_every_command(app: CxApp) -> None:
         "/cx report [severity] [anonymous] <touchpoint>: <what happened>",
         "/cx issues [mine|open|overdue|team <t>|touchpoint <tp>]",
         "/cx issue <n> [ack|resolve <cause>: <action>|reopen|reassign <person>]",
+        "/cx tip [1-10|next]",
+        "/cx subscribe tips|digest|all",
+        "/cx unsubscribe tips|digest|all",
         "/cx observe [anonymous] <what you saw>",
         "/cx observations [stage <s>|touchpoint <tp>|mine] [2026-W48]",
         "/cx observation <n> [stage <s>|touchpoint <tp>|delete|report [severity]]",
         "/cx erase <person>",
-        "/cx tip [1-10|next]",
-        "/cx subscribe tips|digest|all",
-        "/cx unsubscribe tips|digest|all",
     ]
 
 

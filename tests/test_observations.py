@@ -23,7 +23,7 @@ from bot.domain.matching import Candidate
 from bot.llm import OpenAIClassifier, build_classifier
 from bot.messages import CaptureRequest, Invocation, Reaction
 from bot.services.observations import classify_pending
-from bot.store.models import Issue, IssueEvent, Observation, ObservationSeer
+from bot.store.models import Issue, IssueEvent, Observation, ObservationSeer, Outbox
 from tests.conftest import NOW, Clock
 from tests.test_issues import press, say
 
@@ -182,9 +182,9 @@ def test_corrections_are_kept_and_limited_to_author_and_admins(
     )
     corrected = say(oapp, "/cx observation 1 touchpoint första fakturan", "leila").message
     assert corrected.text == "Tack: observation #1 ligger nu där du sa. Rättelser sparas."
-    run_later(later)  # the classifier comes late: a person's correction wins
+    run_later(later)  # the classifier comes late: a person's placement wins; sentiment and themes still come
     stored = observation(loaded)
-    assert stored.corrected_at == NOW and stored.classifier is None
+    assert stored.corrected_at == NOW and stored.classifier == "offline" and stored.themes
     assert say(oapp, "/cx observation 1", "erik").message.fields[0].value == "Användning › Första fakturan"
     say(oapp, "/cx observation 1 stage support", "erik")  # an admin; another stage drops the touchpoint
     assert say(oapp, "/cx observation 1", "erik").message.fields[0].value.startswith("Kundservice och support")
@@ -240,6 +240,7 @@ def test_listing_filters_and_weeks(
 def test_delete_own_and_erase_a_person(oapp: CxApp, loaded: sessionmaker[Session]) -> None:
     say(oapp, "/cx observe Kunden var nöjd med installationen", "mikael")
     say(oapp, "/cx observe Appen kraschar vid inloggning", "mikael")
+    say(oapp, "/cx observe anonymous Chefen lyssnar aldrig på montörerna", "mikael")
     say(oapp, "/cx report app: kraschar vid inloggning", "mikael")
     assert say(oapp, "/cx observation 1 delete", "leila").message.text == (
         "Bara den som skrev observation #1, och administratörer, kan ändra den."
@@ -247,14 +248,83 @@ def test_delete_own_and_erase_a_person(oapp: CxApp, loaded: sessionmaker[Session
     assert say(oapp, "/cx observation 1 delete", "mikael").message.text == "Observation #1 är raderad."
     assert say(oapp, "/cx erase mikael", "anna").message.text == "Det är bara administratörer som kan göra det."
     erased = say(oapp, "/cx erase mikael", "erik").message.text
-    assert erased is not None and erased.startswith(
-        "Raderade det Mikael Eriksson skrivit: 1 observation(er); 1 ärendehändelse(r)"
-    )
+    assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit.")
     with loaded() as session:
-        assert session.scalar(select(func.count()).select_from(Observation)) == 0
+        assert session.scalar(select(func.count()).select_from(Observation)) == 0  # the anonymous one too
         assert session.scalar(select(func.count()).select_from(Issue)) == 1  # the issue stays
         assert session.scalars(select(IssueEvent.actor_id)).all() == [None]  # ...unattributed
+        waiting = session.scalars(select(Outbox).where(Outbox.status.in_(("pending", "sending")))).all()
+        assert waiting and all("Mikael" not in json.dumps(r.payload, ensure_ascii=False) for r in waiting)
+        edits = session.scalars(
+            select(Outbox).where(Outbox.topic == "issue:1:routed", Outbox.update_of_id.is_not(None))
+        ).all()
+        assert edits  # the routed posts are edited to drop the name
     assert "Mikael" not in say(oapp, "/cx issue 1", "erik").message.model_dump_json()
+
+
+def test_an_anonymous_author_manages_their_own_observation_unseen(oapp: CxApp, loaded: sessionmaker[Session]) -> None:
+    say(oapp, "/cx observe anonymous Chattboten lovade ett pris som inte finns", "jonas")
+    assert "Jonas" not in say(oapp, "/cx observation 1", "elin").message.model_dump_json()
+    assert say(oapp, "/cx observation 1 delete", "sara").message.text == (
+        "Bara den som skrev observation #1, och administratörer, kan ändra den."
+    )
+    assert say(oapp, "/cx observation 1 delete", "jonas").message.text == "Observation #1 är raderad."
+
+
+def test_only_the_author_admins_and_owners_turn_an_observation_into_an_issue(
+    oapp: CxApp, loaded: sessionmaker[Session], later: list[Callable[[], object]]
+) -> None:
+    say(oapp, "/cx observe Fakturan visar fel moms", "leila")
+    run_later(later)
+    assert say(oapp, "/cx observation 1 report", "jonas").message.text == (
+        "Bara den som skrev observation #1, administratörer, CX-ansvarig och kontaktpunktens ägare "
+        "kan göra den till ett ärende."
+    )
+    assert say(oapp, "/cx observation 1", "jonas").message.buttons == []  # no button for him either
+    reply = say(oapp, "/cx observation 1 report", "fatima")  # she owns the monthly invoice
+    assert reply.message.text is not None and reply.message.text.startswith("Thank you! Issue #1")
+
+
+def test_a_double_click_on_report_makes_one_issue(
+    oapp: CxApp, loaded: sessionmaker[Session], later: list[Callable[[], object]]
+) -> None:
+    say(oapp, "/cx observe Fakturan visar fel moms", "leila")
+    run_later(later)
+    barrier = threading.Barrier(2)
+
+    def click() -> None:
+        barrier.wait()
+        press(oapp, "observation:1:report", "leila")
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with loaded() as session:
+        assert session.scalar(select(func.count()).select_from(Issue)) == 1
+    assert observation(loaded).issue_id == 1
+
+
+def test_two_people_capturing_one_message_at_once(oapp: CxApp, loaded: sessionmaker[Session]) -> None:
+    barrier = threading.Barrier(2)
+    replies: list[str] = []
+
+    def grab(who: str) -> None:
+        barrier.wait()
+        replies.append(capture(oapp, who).message.text or "")
+
+    threads = [threading.Thread(target=grab, args=(who,)) for who in ("leila", "elin")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(replies) == [
+        "Det meddelandet är redan observation #1; nu står du med bland dem som sett det.",
+        "Meddelandet är sparat som observation #1. Tack för att du lyssnar på kunden.",
+    ]
+    with loaded() as session:
+        assert session.scalar(select(func.count()).select_from(ObservationSeer)) == 2
 
 
 def test_the_clock_classifies_what_a_crash_left(
@@ -262,9 +332,28 @@ def test_the_clock_classifies_what_a_crash_left(
 ) -> None:
     say(oapp, "/cx observe Fakturan kom aldrig fram", "leila")
     later.clear()  # the process died before the background task ran
+    assert classify_pending(loaded, oapp.classifier, clock) == 0  # still the pool's for two minutes
+    clock.now = NOW + timedelta(minutes=3)
     assert classify_pending(loaded, oapp.classifier, clock) == 1
     assert observation(loaded).classifier == "offline"
     assert classify_pending(loaded, oapp.classifier, clock) == 0
+
+
+def test_one_failing_row_does_not_hold_back_the_others(
+    oapp: CxApp, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    say(oapp, "/cx observe first", "leila")
+    say(oapp, "/cx observe second: fakturan", "leila")
+    clock.now = NOW + timedelta(minutes=3)
+
+    class Flaky:
+        def classify(self, text: str, index: JourneyIndex):  # type: ignore[no-untyped-def]
+            if text == "first":
+                raise RuntimeError("a classifier bug")
+            return classify_offline(text, index)
+
+    assert classify_pending(loaded, Flaky(), clock) == 1
+    assert observation(loaded, 2).classifier == "offline"
 
 
 def test_the_console_captures_a_said_message(loaded: sessionmaker[Session], clock: Clock) -> None:
@@ -324,6 +413,17 @@ class Stub:
                 message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
                 if stub.mode == "refusal":
                     message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+                if stub.mode == "null":
+                    message = None  # type: ignore[assignment]
+                if stub.mode == "mentions":
+                    message["content"] = json.dumps(
+                        {
+                            "stage": "usage",
+                            "touchpoint": "monthly-invoice",
+                            "sentiment": "negative",
+                            "themes": ["@everyone", "<!channel>", "a", "b"],
+                        }
+                    )
                 self._send(
                     200,
                     {
@@ -376,6 +476,8 @@ def stub() -> Iterator[Stub]:
         ("429", "offline", "OpenAI failed (rate limited (429))"),
         ("refusal", "offline", "OpenAI failed (unusable answer: refused: I can't help with that.)"),
         ("unknown", "offline", "OpenAI failed (unusable answer: unknown stage 'moon')"),
+        ("null", "offline", "OpenAI failed ("),
+        ("mentions", "openai", None),
     ],
 )
 def test_openai_classification_or_fallback_always_ends_classified(
@@ -395,6 +497,10 @@ def test_openai_classification_or_fallback_always_ends_classified(
         assert touchpoint is not None and touchpoint.key == "monthly-invoice"  # offline finds it too
     if mode == "good":
         assert stored.themes == ["VAT error"]
+    if mode == "mentions":  # four themes are cut to three, and none of them may ping anyone
+        assert len(stored.themes) == 3
+        shown = say(app, "/cx observation 1", "leila").message.model_dump_json()
+        assert "@everyone" not in shown and "<!channel>" not in shown
     # The real client made a real request, with the schema built from the journey map.
     request = stub.requests[0]
     assert request["model"] == "gpt-test"

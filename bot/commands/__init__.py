@@ -9,6 +9,7 @@ def default_registry() -> Registry:
     from bot.commands import general, issues, journey, observations, tips
 
     registry = Registry()
-    for module in (general, journey, issues, observations, tips):
+    # tips before observations: a 👂 on a tip post is engagement too, before it is captured.
+    for module in (general, journey, issues, tips, observations):
         module.register(registry)
     return registry

@@ -13,7 +13,8 @@ from bot.services.journey import current_org
 from bot.services.observations import ObservationService, classify_observation, erase_person
 from bot.store.models import Identity, Observation, ObservationSeer, Person
 
-ANONYMOUS_WORDS = ("anonymous", "anonymt", "anonym")
+# Not "anonym": a Swedish sentence may well start with it ("Anonym kund ringde…").
+ANONYMOUS_WORDS = ("anonymous", "anonymt")
 SEVERITIES = {
     "low": "low",
     "låg": "low",
@@ -34,44 +35,33 @@ def classify_later(ctx: Context, number: int) -> None:
     session_factory, classifier = ctx.session_factory, ctx.classifier
     if session_factory is None or classifier is None:
         return
-    clock_now = ctx.now
-    ctx.defer(lambda: classify_observation(session_factory, number, classifier, lambda: clock_now))
+    clock = ctx.clock
+    ctx.defer(lambda: classify_observation(session_factory, number, classifier, clock))
 
 
 def observation_message(ctx: Context, observation: Observation) -> Message:
     def t(key: str, **values: object) -> str:
         return ctx.t(key, **values)
 
-    seen = len(
-        ctx.session.scalars(select(ObservationSeer.id).where(ObservationSeer.observation_id == observation.id)).all()
-    )
+    seers = ctx.session.scalars(select(ObservationSeer.id).where(ObservationSeer.observation_id == observation.id))
+    seen = len(seers.all())
     placed_by_someone = observation.classifier is not None or observation.corrected_at is not None
-    if not placed_by_someone:
-        placed = t("observations.unclassified")
-    else:
+    if placed_by_someone:
         stage = observation.stage.name(ctx.language) if observation.stage else "–"
         touchpoint = observation.touchpoint.name(ctx.language) if observation.touchpoint else "–"
         placed = f"{stage} › {touchpoint}"
+    else:
+        placed = t("observations.unclassified")
+    # Offline themes are catalogue keys; OpenAI's are free text, shown as they came, defused.
+    themes = ", ".join(ctx.catalogue.text_or(ctx.language, f"observations.theme.{x}", x) for x in observation.themes)
+    named = observation.author.name if observation.author else "–"
+    author = t("issues.anonymous") if observation.anonymous else named
+    sentiment = t(f"observations.sentiment.{observation.sentiment}") if observation.sentiment else "–"
     fields = [
         MessageField(label=t("observations.field.placed"), value=placed),
-        MessageField(
-            label=t("observations.field.sentiment"),
-            value=t(f"observations.sentiment.{observation.sentiment}") if observation.sentiment else "–",
-        ),
-        MessageField(
-            label=t("observations.field.themes"),
-            # Offline themes are catalogue keys; OpenAI's are free text, shown as they came.
-            value=", ".join(
-                ctx.catalogue.text_or(ctx.language, f"observations.theme.{x}", x) for x in observation.themes
-            )
-            or "–",
-        ),
-        MessageField(
-            label=t("observations.field.author"),
-            value=t("issues.anonymous")
-            if observation.anonymous
-            else (observation.author.name if observation.author else "–"),
-        ),
+        MessageField(label=t("observations.field.sentiment"), value=sentiment),
+        MessageField(label=t("observations.field.themes"), value=defuse_mentions(themes) or "–"),
+        MessageField(label=t("observations.field.author"), value=author),
     ]
     if seen > 1:
         fields.append(MessageField(label=t("observations.field.seen_by"), value=str(seen)))
@@ -80,24 +70,22 @@ def observation_message(ctx: Context, observation: Observation) -> Message:
     if observation.issue_id:
         fields.append(MessageField(label=t("observations.field.issue"), value=f"#{observation.issue_id}"))
     context = []
-    if observation.classifier is not None:
-        how = (
-            t("observations.by_person")
-            if observation.corrected_at
-            else t("observations.by_classifier", name=observation.classifier)
-        )
-        context.append(how + (f" ({observation.classifier_note})" if observation.classifier_note else ""))
-    buttons = (
-        []
-        if observation.issue_id
-        else [Button(action_id=f"observation:{observation.id}:report", label=t("observations.button.report"))]
-    )
+    if placed_by_someone:
+        if observation.corrected_at:
+            how = t("observations.by_person")
+        else:
+            how = t("observations.by_classifier", name=observation.classifier)
+        note = f" ({defuse_mentions(observation.classifier_note)})" if observation.classifier_note else ""
+        context.append(how + note)
+    viewer = ctx.person
+    may_report = viewer is not None and not observation.issue_id and service(ctx).may_report(observation, viewer)
+    report = Button(action_id=f"observation:{observation.id}:report", label=t("observations.button.report"))
     return Message(
         header=t("observations.header", number=observation.id),
         text=defuse_mentions(observation.text),
         fields=fields,
         context=context,
-        buttons=buttons,
+        buttons=[report] if may_report else [],
     )
 
 
@@ -194,7 +182,7 @@ def register(registry: Registry) -> None:
                     update={"text": ctx.t("observations.corrected", number=number)}
                 )
             )
-        if verb in ("delete", "radera", "ta bort"):
+        if verb in ("delete", "radera"):
             observations.delete(number, person)
             return Reply(Message(text=ctx.t("observations.deleted", number=number)))
         if verb in ("report", "rapportera"):
@@ -212,18 +200,9 @@ def register(registry: Registry) -> None:
         person = ctx.session.scalar(select(Person).where(Person.org_id == org.id, Person.key == key))
         if person is None:
             raise UserError("issues.unknown_assignee", text=excerpt(rest) or "–")
-        erased = erase_person(ctx.session, person)
-        return Reply(
-            Message(
-                text=ctx.t(
-                    "observations.erased",
-                    name=person.name,
-                    observations=erased.observations,
-                    events=erased.events,
-                    follows=erased.follows,
-                )
-            )
-        )
+        erase_person(ctx.session, person, ctx.now, ctx.catalogue)
+        # No counts: how many were anonymous would tell what they had said without their name.
+        return Reply(Message(text=ctx.t("observations.erased", name=person.name)))
 
     @registry.click("observation")
     def observation_click(ctx: Context, parts: list[str], value: str) -> Reply:

@@ -302,10 +302,11 @@ def sentiment_of(text: str) -> Sentiment:
 
 
 def themes_of(text: str, limit: int = 3) -> tuple[str, ...]:
+    """1–3 theme tags; "other" when no theme's words occur."""
     words = words_of(text)
     lowered = text.casefold()
     counts = Counter({theme: sum(_has(words, lowered, stem) for stem in stems) for theme, stems in THEMES.items()})
-    return tuple(theme for theme, n in counts.most_common() if n > 0)[:limit]
+    return tuple(theme for theme, n in counts.most_common() if n > 0)[:limit] or ("other",)
 
 
 def stage_by_words(text: str, stages: Sequence[StageInfo]) -> dict[str, int]:

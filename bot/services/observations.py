@@ -7,34 +7,43 @@ was not classified (a crash, a restart) is picked up by the clock's classify job
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import UserError, excerpt
 from bot.domain.classify import Classification, JourneyIndex, StageInfo
-from bot.domain.issues import MAX_DESCRIPTION, ReportRequest
+from bot.domain.issues import MAX_DESCRIPTION, ReportRequest, defuse_mentions
 from bot.domain.journey_map import Severity
 from bot.domain.matching import Candidate, MatchKind, match_touchpoint
 from bot.domain.weeks import parse_week, week_start
 from bot.i18n import Catalogue
 from bot.llm import Classifier
-from bot.services.issues import IssueService, ReportOutcome
+from bot.outbox import SUPERSEDED
+from bot.services.issues import Created, IssueService, ReportOutcome
 from bot.services.journey import active_stages, current_org, find_stage
 from bot.store.models import (
+    Identity,
+    Issue,
     IssueEvent,
     IssueFollower,
     Observation,
     ObservationSeer,
     Org,
+    Outbox,
     Person,
     ReportDraft,
     Stage,
+    Subscription,
+    TipEngagement,
     Touchpoint,
 )
 
@@ -66,10 +75,12 @@ class ObservationService:
     catalogue: Catalogue
     now: datetime
 
-    def get(self, number: int) -> Observation:
-        found = self.session.scalar(
-            select(Observation).where(Observation.id == number, Observation.org_id == self.org.id)
-        )
+    def get(self, number: int, *, lock: bool = False) -> Observation:
+        query = select(Observation).where(Observation.id == number, Observation.org_id == self.org.id)
+        if lock:
+            # A late classification, a second click or a correction may be writing it right now.
+            query = query.with_for_update().execution_options(populate_existing=True)
+        found = self.session.scalar(query)
         if found is None:
             raise UserError("observations.unknown", number=number)
         return found
@@ -103,51 +114,95 @@ class ObservationService:
         author: Person | None,
         link: str | None,
     ) -> Captured:
-        """Save a chat message as an observation; the same message twice is one observation."""
-        existing = self.session.scalar(
-            select(Observation).where(
-                Observation.source_platform == platform, Observation.source_message_ref == message_ref
-            )
+        """Save a chat message as an observation; the same message twice is one observation.
+
+        Two people capturing it at the same moment (or a platform retrying the event) both land
+        on the unique (platform, message) row: insert-or-skip, then read what is there.
+        """
+        existing = self._by_message(platform, message_ref)
+        if existing is None:
+            if text is None:
+                # The adapter could not read it: deleted, or out of the bot's sight.
+                raise UserError("observations.message_gone")
+            validate_text(text)
+            new_id = self.session.execute(
+                self._insert(Observation)
+                .values(
+                    org_id=self.org.id,
+                    text=text.strip(),
+                    author_id=author.id if author is not None else None,
+                    anonymous=False,
+                    source="message",
+                    source_platform=platform,
+                    source_channel=channel,
+                    source_message_ref=message_ref,
+                    source_link=link,
+                    captured_by_id=captured_by.id,
+                    created_at=self.now,
+                    themes=[],
+                )
+                .on_conflict_do_nothing(index_elements=["source_platform", "source_message_ref"])
+                .returning(Observation.id)
+            ).scalar()
+            created = self._by_message(platform, message_ref)
+            assert created is not None
+            already = new_id is None  # someone else's capture got there first
+        else:
+            created, already = existing, True
+        self._seen_by(created, captured_by)
+        return Captured(created, already=already)
+
+    def _by_message(self, platform: str, message_ref: str) -> Observation | None:
+        return self.session.scalar(
+            select(Observation)
+            .where(Observation.source_platform == platform, Observation.source_message_ref == message_ref)
+            .execution_options(populate_existing=True)
         )
-        if existing is not None:
-            seen = self.session.scalar(
-                select(ObservationSeer).where(
-                    ObservationSeer.observation_id == existing.id, ObservationSeer.person_id == captured_by.id
+
+    def _seen_by(self, observation: Observation, person: Person) -> None:
+        self.session.execute(
+            self._insert(ObservationSeer)
+            .values(observation_id=observation.id, person_id=person.id, seen_at=self.now)
+            .on_conflict_do_nothing(index_elements=["observation_id", "person_id"])
+        )
+
+    def _insert(self, model: type) -> Any:
+        dialect = self.session.get_bind().dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+    def wrote(self, observation: Observation, person: Person) -> bool:
+        """Did this person write it? For an anonymous observation the only link is its seer row
+        (kept, like an issue's anonymous reporter, for this and for erasure; never shown)."""
+        if observation.author_id is not None:
+            return observation.author_id == person.id
+        if observation.source != "command":
+            return False
+        return (
+            self.session.scalar(
+                select(ObservationSeer.id).where(
+                    ObservationSeer.observation_id == observation.id, ObservationSeer.person_id == person.id
                 )
             )
-            if seen is None:
-                self.session.add(
-                    ObservationSeer(observation_id=existing.id, person_id=captured_by.id, seen_at=self.now)
-                )
-            return Captured(existing, already=True)
-        if text is None:
-            # The adapter could not read it: deleted, or out of the bot's sight.
-            raise UserError("observations.message_gone")
-        validate_text(text)
-        observation = Observation(
-            org_id=self.org.id,
-            text=text.strip(),
-            author_id=author.id if author is not None else None,
-            anonymous=False,
-            source="message",
-            source_platform=platform,
-            source_channel=channel,
-            source_message_ref=message_ref,
-            source_link=link,
-            captured_by_id=captured_by.id,
-            created_at=self.now,
-            themes=[],
+            is not None
         )
-        self.session.add(observation)
-        self.session.flush()
-        self.session.add(ObservationSeer(observation_id=observation.id, person_id=captured_by.id, seen_at=self.now))
-        return Captured(observation, already=False)
 
     def may_change(self, observation: Observation, person: Person) -> bool:
-        return person.is_admin or (observation.author_id is not None and observation.author_id == person.id)
+        return person.is_admin or self.wrote(observation, person)
+
+    def may_report(self, observation: Observation, person: Person) -> bool:
+        """Turning someone's words into an issue is for them, admins, the CX lead and the people
+        who own the touchpoint, not for anyone at all."""
+        if self.may_change(observation, person) or person.is_cx_lead:
+            return True
+        touchpoint = observation.touchpoint
+        if touchpoint is None:
+            return False
+        if person.id in (touchpoint.owner_id, touchpoint.backup_id):
+            return True
+        return touchpoint.owner_team_id is not None and touchpoint.owner_team_id in {t.id for t in person.teams}
 
     def correct(self, number: int, person: Person, what: str, value: str) -> Observation:
-        observation = self.get(number)
+        observation = self.get(number, lock=True)
         if not self.may_change(observation, person):
             raise UserError("observations.not_yours", number=number)
         stages = active_stages(self.session, self.org)
@@ -180,28 +235,29 @@ class ObservationService:
         return touchpoint
 
     def delete(self, number: int, person: Person) -> None:
-        observation = self.get(number)
+        observation = self.get(number, lock=True)
         if not self.may_change(observation, person):
             raise UserError("observations.not_yours", number=number)
         self.session.delete(observation)
 
     def report_as_issue(self, number: int, person: Person, severity: Severity) -> ReportOutcome:
         """A linked touchpoint issue in one step, from the observation's text."""
-        observation = self.get(number)
+        observation = self.get(number, lock=True)  # a double click must not make two issues
+        if not self.may_report(observation, person):
+            raise UserError("observations.not_allowed_report", number=number)
         if observation.issue_id is not None:
             raise UserError("observations.already_reported", number=number, issue=observation.issue_id)
-        if observation.touchpoint is None:
+        touchpoint = observation.touchpoint
+        if touchpoint is None or touchpoint.archived_at is not None:
             raise UserError("observations.needs_touchpoint", number=number)
         issues = IssueService(self.session, self.org, self.catalogue, self.now)
         request = ReportRequest(None, observation.text, severity, anonymous=observation.anonymous)
         outcome = issues.report(
-            person,
-            request,
-            observation.source_platform,
-            touchpoint_key=observation.touchpoint.key,
-            allow_duplicate=True,
+            person, request, observation.source_platform, touchpoint_key=touchpoint.key, allow_duplicate=True
         )
-        observation.issue_id = outcome.issue.id  # type: ignore[union-attr]
+        if not isinstance(outcome, Created):  # cannot happen with a known touchpoint; never link half
+            raise UserError("observations.needs_touchpoint", number=number)
+        observation.issue_id = outcome.issue.id
         return outcome
 
     def list(self, person: Person, filter_text: str) -> list[Observation]:
@@ -213,11 +269,11 @@ class ObservationService:
             try:
                 parse_week(week.upper())
             except ValueError as exc:
-                raise UserError("observations.bad_week", given=excerpt(week), reason=str(exc)) from None
+                raise UserError(
+                    "observations.bad_week", given=excerpt(week), reason=defuse_mentions(str(exc))
+                ) from None
             zone = ZoneInfo(self.org.time_zone)
             start = week_start(week.upper(), zone)
-            from datetime import timedelta
-
             query = query.where(Observation.created_at >= start, Observation.created_at < start + timedelta(days=7))
         kind = words[0].casefold() if words else ""
         argument = " ".join(words[1:])
@@ -265,23 +321,24 @@ def classify_observation(
 
 
 def store_classification(session: Session, number: int, result: Classification, now: datetime) -> bool:
-    observation = session.get(Observation, number, with_for_update=True)
-    if observation is None or observation.classifier is not None or observation.corrected_at is not None:
-        return False  # gone, classified meanwhile, or corrected by a person: theirs wins
-    stage = (
-        session.scalar(select(Stage).where(Stage.org_id == observation.org_id, Stage.key == result.stage))
-        if result.stage
-        else None
-    )
-    touchpoint = (
-        session.scalar(
-            select(Touchpoint).where(Touchpoint.org_id == observation.org_id, Touchpoint.key == result.touchpoint)
+    observation = session.get(Observation, number, with_for_update=True, populate_existing=True)
+    if observation is None or observation.classifier is not None:
+        return False  # gone, or classified meanwhile
+    if observation.corrected_at is None:  # a person's placement wins over the classifier's
+        stage = (
+            session.scalar(select(Stage).where(Stage.org_id == observation.org_id, Stage.key == result.stage))
+            if result.stage
+            else None
         )
-        if result.touchpoint
-        else None
-    )
-    observation.stage_id = stage.id if stage else None
-    observation.touchpoint_id = touchpoint.id if touchpoint else None
+        touchpoint = (
+            session.scalar(
+                select(Touchpoint).where(Touchpoint.org_id == observation.org_id, Touchpoint.key == result.touchpoint)
+            )
+            if result.touchpoint
+            else None
+        )
+        observation.stage_id = stage.id if stage else None
+        observation.touchpoint_id = touchpoint.id if touchpoint else None
     observation.sentiment = result.sentiment.value
     observation.themes = list(result.themes)
     observation.classifier = result.classifier
@@ -290,58 +347,84 @@ def store_classification(session: Session, number: int, result: Classification, 
     return True
 
 
+# What the background pool may still be working on is left alone this long.
+PENDING_GRACE = timedelta(minutes=2)
+
+
 def classify_pending(
     session_factory: sessionmaker[Session], classifier: Classifier, clock: Callable[[], datetime], limit: int = 50
 ) -> int:
     """The clock's safety net: classify what a crash or restart left unclassified."""
     with session_factory() as session:
         waiting = session.scalars(
-            select(Observation.id).where(Observation.classifier.is_(None)).order_by(Observation.id).limit(limit)
+            select(Observation.id)
+            .where(Observation.classifier.is_(None), Observation.created_at <= clock() - PENDING_GRACE)
+            .order_by(Observation.id)
+            .limit(limit)
         ).all()
-    return sum(classify_observation(session_factory, number, classifier, clock) for number in waiting)
+    done = 0
+    for number in waiting:
+        try:
+            done += classify_observation(session_factory, number, classifier, clock)
+        except Exception:  # one bad row must not hold back the others, minute after minute
+            log.exception("classifying observation %s failed", number)
+    return done
 
 
 # --- the right to erasure ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Erasure:
-    observations: int
-    events: int
-    follows: int
+def erase_person(session: Session, person: Person, now: datetime, catalogue: Catalogue) -> None:
+    """The right to erasure: everything the person wrote goes, their anonymous observations
+    included; issues stay, but nothing names them any more.
 
-
-def erase_person(session: Session, person: Person) -> Erasure:
-    """Everything a person authored goes; issues stay, but no longer say who was involved."""
-    observations = session.execute(delete(Observation).where(Observation.author_id == person.id)).rowcount or 0
-    session.execute(delete(ObservationSeer).where(ObservationSeer.person_id == person.id))
+    Posts already delivered cannot be unsent; the routed issue posts are edited to drop the name,
+    and posts not yet delivered that carry it are withdrawn.
+    """
+    anonymous = select(ObservationSeer.observation_id).where(ObservationSeer.person_id == person.id)
     session.execute(
-        update(Observation)
-        .where(Observation.captured_by_id == person.id)
-        .values(captured_by_id=None)
+        delete(Observation).where(
+            (Observation.author_id == person.id)
+            | (Observation.anonymous & (Observation.source == "command") & Observation.id.in_(anonymous))
+        )
+    )
+    session.execute(delete(ObservationSeer).where(ObservationSeer.person_id == person.id))
+    for column in (Observation.captured_by_id, Observation.corrected_by_id):
+        session.execute(
+            update(Observation)
+            .where(column == person.id)
+            .values({column: None})
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(
+        update(Subscription)
+        .where(Subscription.created_by_id == person.id)
+        .values(created_by_id=None)
         .execution_options(synchronize_session=False)
     )
-    events = (
-        session.execute(
-            update(IssueEvent)
-            .where(IssueEvent.actor_id == person.id)
-            .values(actor_id=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        or 0
+    identities = select(Identity.external_user_id).where(Identity.person_id == person.id)
+    session.execute(delete(TipEngagement).where(TipEngagement.external_user_id.in_(identities)))
+    touched = set(session.scalars(select(IssueEvent.issue_id).where(IssueEvent.actor_id == person.id)))
+    session.execute(
+        update(IssueEvent)
+        .where(IssueEvent.actor_id == person.id)
+        .values(actor_id=None)
+        .execution_options(synchronize_session=False)
     )
-    follows = session.execute(delete(IssueFollower).where(IssueFollower.person_id == person.id)).rowcount or 0
+    for event in session.scalars(select(IssueEvent).where(IssueEvent.kind == "reassigned")):
+        if (event.data or {}).get("to_person") == person.key:
+            event.data = {**event.data, "to_person": "–"}
+            touched.add(event.issue_id)
+    session.execute(delete(IssueFollower).where(IssueFollower.person_id == person.id))
     session.execute(delete(ReportDraft).where(ReportDraft.person_id == person.id))
-    log.info("erased %s observation(s), %s issue event(s), %s follow(s) of a person", observations, events, follows)
-    return Erasure(observations, events, follows)
-
-
-def count_by_week(session: Session, org: Org, start: datetime, end: datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Observation)
-            .where(Observation.org_id == org.id, Observation.created_at >= start, Observation.created_at < end)
-        )
-        or 0
-    )
+    # Not yet delivered and carrying the name: withdraw. (The routed posts are re-rendered below.)
+    for row in session.scalars(select(Outbox).where(Outbox.status.in_(("pending", "sending")))):
+        if person.name in json.dumps(row.payload, ensure_ascii=False):
+            row.status, row.last_error = SUPERSEDED, "withdrawn: the right to erasure"
+    session.flush()
+    org = session.get(Org, person.org_id)
+    if org is not None:
+        issues = IssueService(session, org, catalogue, now)
+        for issue in session.scalars(select(Issue).where(Issue.id.in_(touched))):
+            issues.refresh_routed(issue)
+    log.info("erased a person's contributions (%s issue(s) re-rendered)", len(touched))
