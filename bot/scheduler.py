@@ -169,41 +169,41 @@ def build_scheduler(
     scheduler: BaseScheduler = (
         BlockingScheduler(timezone=time_zone) if blocking else BackgroundScheduler(timezone=time_zone)
     )
-    scheduler.add_job(
-        led(leadership, lambda: run_sla_sweep(session_factory, clock, content), "sla_sweep"),
+
+    def every(job_id: str, name: str, trigger: Any, job: Callable[[], object]) -> Callable[[], None]:
+        """A job under the lease, with the same explicit options for all: minutes of misfire
+        grace (not APScheduler's one second), missed runs coalesced, one run at a time."""
+        run = led(leadership, job, job_id)
+        scheduler.add_job(
+            run,
+            trigger,
+            id=job_id,
+            name=name,
+            misfire_grace_time=MISFIRE_GRACE_SECONDS,
+            coalesce=True,
+            max_instances=1,
+            replace_existing=True,
+        )
+        return run
+
+    every(
+        "sla_sweep",
+        "SLA reminders and escalation",
         IntervalTrigger(minutes=SWEEP_MINUTES, timezone=time_zone),
-        id="sla_sweep",
-        name="SLA reminders and escalation",
-        misfire_grace_time=MISFIRE_GRACE_SECONDS,
-        coalesce=True,
-        max_instances=1,
-        replace_existing=True,
+        lambda: run_sla_sweep(session_factory, clock, content),
     )
-    scheduler.add_job(
-        led(
-            leadership,
-            lambda: classify_pending(session_factory, classifier or OfflineClassifier(), clock),
-            "classify_observations",
-        ),
+    every(
+        "classify_observations",
+        "Classify observations a crash left unclassified",
         IntervalTrigger(minutes=1, timezone=time_zone),
-        id="classify_observations",
-        name="Classify observations a crash left unclassified",
-        misfire_grace_time=MISFIRE_GRACE_SECONDS,
-        coalesce=True,
-        max_instances=1,
-        replace_existing=True,
+        lambda: classify_pending(session_factory, classifier or OfflineClassifier(), clock),
     )
     tips_trigger = CronTrigger.from_crontab(tip_schedule, timezone=time_zone)
-    weekly_tips = led(leadership, lambda: run_weekly_tips(session_factory, clock, tip_order, content), "weekly_tips")
-    scheduler.add_job(
-        weekly_tips,
+    weekly_tips = every(
+        "weekly_tips",
+        "The weekly CX tip",
         tips_trigger,
-        id="weekly_tips",
-        name="The weekly CX tip",
-        misfire_grace_time=MISFIRE_GRACE_SECONDS,
-        coalesce=True,
-        max_instances=1,
-        replace_existing=True,
+        lambda: run_weekly_tips(session_factory, clock, tip_order, content),
     )
     if due_this_week(tips_trigger, clock(), ZoneInfo(time_zone)):
         scheduler.add_job(weekly_tips, id="weekly_tips_catch_up", name="Catch up this week's tip")
