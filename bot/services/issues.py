@@ -44,7 +44,6 @@ from bot.store.models import (
     Org,
     Person,
     ReportDraft,
-    Stage,
     Team,
     TeamMember,
     Touchpoint,
@@ -644,14 +643,3 @@ def validate_request(request: ReportRequest) -> None:
 
 def routed_topic(issue: Issue) -> str:
     return f"issue:{issue.id}:routed"
-
-
-def open_issue_count(session: Session, stage: Stage) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Issue)
-            .where(Issue.stage_id == stage.id, Issue.status != IssueStatus.RESOLVED)
-        )
-        or 0
-    )
