@@ -1,0 +1,139 @@
+"""Customer-journey KPIs, computed exactly as ../shared/cx/DOMAIN.md defines them. Pure.
+
+Each function returns a ``Figure``: the value, its n, a 95 % interval where one is defined, and
+whether n is below the small-sample threshold (a figure to show with care, not to celebrate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+LOW_N = 30  # the default small-sample threshold
+Z95 = 1.96
+
+
+class Metric(StrEnum):
+    NPS = "nps"  # 0–10 answers → −100…+100
+    CSAT = "csat"  # 1–5 answers → % of 4s and 5s
+    CES = "ces"  # 1–7 agreement → the mean (CES 2.0)
+    FCR = "fcr"  # % of contacts resolved at first contact
+    CHURN = "churn"  # % of customers at the start of the period lost during it
+    AHT = "aht"  # average handling time, minutes (arrives aggregated)
+
+
+# For these a lower value is better; for the rest, higher.
+LOWER_IS_BETTER = frozenset({Metric.CHURN, Metric.AHT})
+SCALES = {Metric.NPS: (0, 10), Metric.CSAT: (1, 5), Metric.CES: (1, 7)}
+
+
+@dataclass(frozen=True)
+class Figure:
+    metric: Metric
+    value: float | None  # None: no data
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+    low_n: bool = False
+
+
+def _round(value: float) -> float:
+    return round(value, 1)
+
+
+def nps(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
+    """%promoters (9–10) − %detractors (0–6), with the adjusted Wald 95 % interval (Rocks 2016)."""
+    n = len(scores)
+    if n == 0:
+        return Figure(Metric.NPS, None, 0, low_n=True)
+    promoters = sum(1 for s in scores if s >= 9)
+    detractors = sum(1 for s in scores if s <= 6)
+    value = 100 * (promoters - detractors) / n
+    p_promoters = (promoters + 0.75) / (n + 3)
+    p_detractors = (detractors + 0.75) / (n + 3)
+    centre = p_promoters - p_detractors
+    se = math.sqrt((p_promoters + p_detractors - centre**2) / (n + 3))
+    low = max(-100.0, 100 * (centre - Z95 * se))
+    high = min(100.0, 100 * (centre + Z95 * se))
+    return Figure(Metric.NPS, _round(value), n, _round(low), _round(high), n < low_n)
+
+
+def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
+    """The share of 4s and 5s among 1–5 answers, in percent (the top-two-box variant)."""
+    n = len(scores)
+    if n == 0:
+        return Figure(Metric.CSAT, None, 0, low_n=True)
+    return Figure(Metric.CSAT, _round(100 * sum(1 for s in scores if s >= 4) / n), n, low_n=n < low_n)
+
+
+def ces(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
+    """The mean of 1–7 agreement with "it was easy to handle my issue" (CES 2.0, the mean variant)."""
+    n = len(scores)
+    if n == 0:
+        return Figure(Metric.CES, None, 0, low_n=True)
+    return Figure(Metric.CES, round(sum(scores) / n, 2), n, low_n=n < low_n)
+
+
+def ces_agree(scores: Sequence[int]) -> float | None:
+    """The other CES variant: % of answers that agree (5–7)."""
+    return _round(100 * sum(1 for s in scores if s >= 5) / len(scores)) if scores else None
+
+
+def fcr(resolved_first: int, contacts: int, low_n: int = LOW_N) -> Figure:
+    """Contacts resolved at first contact ÷ all contacts, in percent."""
+    if contacts <= 0:
+        return Figure(Metric.FCR, None, 0, low_n=True)
+    return Figure(Metric.FCR, _round(100 * resolved_first / contacts), contacts, low_n=contacts < low_n)
+
+
+def churn(lost: int, at_start: int) -> Figure:
+    """Customers lost in the period ÷ customers at its start × 100. Not (start − end) ÷ start,
+    which would let new customers hide the ones who left."""
+    if at_start <= 0:
+        return Figure(Metric.CHURN, None, 0, low_n=True)
+    return Figure(Metric.CHURN, round(100 * lost / at_start, 2), at_start)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile by linear interpolation between closest ranks (q in 0…100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    below, above = math.floor(position), math.ceil(position)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+
+def median_and_p90(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Times to acknowledge or resolve: the median and the 90th percentile, never the mean."""
+    return percentile(values, 50), percentile(values, 90)
+
+
+@dataclass(frozen=True)
+class Change:
+    delta: float | None
+    changed: bool | None  # None: no interval to tell; False: within the noise
+
+
+def compare(current: Figure, previous: Figure) -> Change:
+    """The week-on-week delta. A change whose 95 % intervals overlap is not called a change."""
+    if current.value is None or previous.value is None:
+        return Change(None, None)
+    delta = round(current.value - previous.value, 2)
+    if None in (current.ci_low, current.ci_high, previous.ci_low, previous.ci_high):
+        return Change(delta, None)
+    overlap = current.ci_low <= previous.ci_high and previous.ci_low <= current.ci_high  # type: ignore[operator]
+    return Change(delta, not overlap)
+
+
+def target_met(metric: Metric, value: float | None, target: float | None) -> bool | None:
+    if value is None or target is None:
+        return None
+    return value <= target if metric in LOWER_IS_BETTER else value >= target
+
+
+def valid_score(metric: Metric, score: int) -> bool:
+    low, high = SCALES[metric]
+    return low <= score <= high
