@@ -34,10 +34,11 @@ from bot.llm import Classifier, build_classifier
 from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
 from bot.services.demo import seed_demo_issues, seed_demo_observations, subscribe_demo_channel
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
+from bot.services.kpi_import import ImportFileError, ImportResult, import_aggregates, import_answers
 from bot.services.observations import classify_pending
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, safe_url, upgrade
-from bot.store.models import Person
+from bot.store.models import Org, Person
 
 app = typer.Typer(
     help="cxbot: the CX culture bot. Customer experience is everybody's job.",
@@ -47,8 +48,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 journey_app = typer.Typer(help="The customer-journey map file.", no_args_is_help=True)
+kpi_app = typer.Typer(help="Customer-journey KPIs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(journey_app, name="journey")
+app.add_typer(kpi_app, name="kpi")
 
 log = logging.getLogger("cxbot")
 
@@ -356,6 +359,58 @@ def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML
     with session_factory.begin() as session:
         _, report = apply_journey(session, journey, utc_now(), content.catalogue, (), org_defaults(settings))
     typer.echo(f"{file}: loaded: {report.summary()}")
+
+
+@kpi_app.command("import")
+def kpi_import(
+    file: Annotated[Path, typer.Argument(help="A CSV file.")],
+    aggregates: Annotated[
+        bool, typer.Option("--aggregates", help="week,metric,stage,value[,n] instead of raw answers.")
+    ] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows even when some are not.")
+    ] = False,
+) -> None:
+    """Import survey answers (answered_at,metric,score,stage[,touchpoint][,id]) or aggregated figures."""
+    settings = load_settings()
+    setup_logging(settings)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        fail(f"{file}: cannot read the file: {exc.strerror}")
+    _, session_factory = open_database(settings)
+    with session_factory.begin() as session:
+        org = current_org(session)
+        if org is None:
+            fail("no journey map is loaded; run `cxbot journey load FILE` first")
+        try:
+            if aggregates:
+                result = import_aggregates(session, org, raw, file.name, utc_now(), skip_invalid=skip_invalid)
+            else:
+                result = _import_with_progress(session, org, raw, file.name, skip_invalid)
+        except ImportFileError as exc:
+            fail(f"{file}:{exc.line}: {exc.reason}")
+        if result.refused:
+            session.rollback()
+    for error in result.errors:
+        typer.echo(f"{file}:{error.line}: {error.reason}", err=True)
+    if result.refused:
+        fail(f"{len(result.errors)} invalid row(s); nothing was imported (use --skip-invalid to import the rest)")
+    kind = "figures" if aggregates else "answers"
+    skipped = f", {len(result.errors)} invalid row(s) skipped" if result.errors else ""
+    typer.echo(f"{file}: imported {result.imported} {kind} ({result.already_there} already there){skipped}.")
+
+
+def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:
+    if not sys.stderr.isatty():
+        return import_answers(session, org, raw, name, skip_invalid=skip_invalid)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("importing", total=raw.count(b"\n"))
+        return import_answers(
+            session, org, raw, name, skip_invalid=skip_invalid, progress=lambda n: progress.advance(task, n)
+        )
 
 
 def main() -> None:

@@ -430,3 +430,40 @@ class ObservationSeer(Base):
     observation_id: Mapped[int] = mapped_column(ForeignKey("observation.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     seen_at: Mapped[datetime]
+
+
+class SurveyResponse(Base):
+    """One raw survey answer (NPS 0–10, CSAT 1–5, CES 1–7) at a stage, and maybe a touchpoint."""
+
+    __tablename__ = "survey_response"
+    __table_args__ = (Index("ix_survey_response_week", "org_id", "iso_week", "metric", "stage_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    metric: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int]
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoint.id"))
+    answered_at: Mapped[datetime]
+    # The ISO week in the org's time zone, fixed at import so weekly figures need no time maths.
+    iso_week: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(200))
+    # The file's id column, or a hash of the row: importing the same file twice adds nothing.
+    external_id: Mapped[str] = mapped_column(String(128), unique=True)
+
+
+class KpiValue(Base):
+    """A figure that arrives aggregated (churn, FCR, AHT…) for a stage and an ISO week."""
+
+    __tablename__ = "kpi_value"
+    __table_args__ = (UniqueConstraint("org_id", "metric", "stage_id", "iso_week"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    metric: Mapped[str] = mapped_column(String(8))
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id"))
+    iso_week: Mapped[str] = mapped_column(String(8))
+    value: Mapped[float] = mapped_column(Float)
+    n: Mapped[int | None]
+    source: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime]
