@@ -37,6 +37,7 @@ from bot.i18n import Catalogue
 from bot.messages import Message
 from bot.outbox import edit_posts, post_to_person, post_to_team
 from bot.services import issue_views as views
+from bot.store.db import for_update
 from bot.store.models import (
     Issue,
     IssueEvent,
@@ -124,10 +125,8 @@ class IssueService:
 
     def get_issue(self, number: int, *, lock: bool = False) -> Issue:
         query = select(Issue).where(Issue.id == number, Issue.org_id == self.org.id)
-        if lock:
-            # Two owners pressing Acknowledge at once: the second waits here, then reads the row
-            # as the first left it (populate_existing overwrites what this session had cached).
-            query = query.with_for_update().execution_options(populate_existing=True)
+        if lock:  # two owners pressing Acknowledge at once: the second sees the first's change
+            query = for_update(query)
         issue = self.session.scalar(query)
         if issue is None:
             raise UserError("issues.unknown_issue", number=number)

@@ -30,6 +30,7 @@ from bot.llm import Classifier
 from bot.outbox import SUPERSEDED
 from bot.services.issues import Created, IssueService, ReportOutcome
 from bot.services.journey import active_stages, current_org, find_stage
+from bot.store.db import for_update
 from bot.store.models import (
     Identity,
     Issue,
@@ -77,9 +78,8 @@ class ObservationService:
 
     def get(self, number: int, *, lock: bool = False) -> Observation:
         query = select(Observation).where(Observation.id == number, Observation.org_id == self.org.id)
-        if lock:
-            # A late classification, a second click or a correction may be writing it right now.
-            query = query.with_for_update().execution_options(populate_existing=True)
+        if lock:  # a late classification, a second click or a correction may be writing it now
+            query = for_update(query)
         found = self.session.scalar(query)
         if found is None:
             raise UserError("observations.unknown", number=number)

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, Select, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +64,12 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     lock taken at BEGIN does for the whole file. Transactions run one at a time, so two owners
     acknowledging at once, or two clocks on one file, behave as they do on PostgreSQL."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def for_update(query: Select[Any]) -> Select[Any]:
+    """Lock the selected row for this transaction and read it as it is now, not as this session
+    last saw it: whoever waited for the lock sees the earlier writer's changes."""
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
