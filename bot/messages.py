@@ -34,9 +34,10 @@ class MessageField(BaseModel):
 class Image(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    alt: str
+    alt: str  # also what a text-only client shows, so it says what the picture shows
     url: str | None = None
     path: str | None = None
+    attachment: str | None = None  # the key of a stored Attachment (bot.store.models)
 
 
 class Message(BaseModel):

@@ -7,6 +7,7 @@ people, SLAs, KPI targets). Everything here is pure: text in, a ``JourneyMap`` o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ PLATFORMS = ("slack", "discord", "console")
 Platform = Literal["slack", "discord", "console"]
 # Metrics a stage may carry a target for. The KPI maths lives in bot.domain.kpi (issue 5).
 KNOWN_METRICS = ("nps", "csat", "ces", "fcr", "churn", "aht")
+MetricName = Literal["nps", "csat", "ces", "fcr", "churn", "aht"]
 
 
 class Severity(StrEnum):
@@ -57,6 +59,20 @@ def _time_zone(value: Any) -> str:
 
 
 TimeZone = Annotated[str, BeforeValidator(_time_zone)]
+
+
+def _warehouse_sql(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a query is one SQL SELECT statement")
+    sql = value.strip().rstrip(";").strip()
+    if not re.match(r"(?is)^(select|with)\b", sql):
+        raise ValueError("a query must start with SELECT or WITH: it only reads the warehouse")
+    if ";" in sql:
+        raise ValueError("a query is one statement; remove the ';' inside it")
+    return sql
+
+
+WarehouseSql = Annotated[str, BeforeValidator(_warehouse_sql)]
 
 
 class _Strict(BaseModel):
@@ -106,6 +122,8 @@ class OrgSpec(_Strict):
     admins: list[Key] = Field(default_factory=list)
     cx_lead: Key | None = None
     business_hours: BusinessHours | None = None
+    # KPI figures on fewer answers than this are flagged as small samples.
+    min_answers: int = Field(default=30, ge=1, le=1_000_000)
 
 
 class TeamSpec(_Strict):
@@ -139,7 +157,10 @@ class StageSpec(_Strict):
     owner: Key | None = None
     # Words (sv and en) that place an observation in this stage when it names no touchpoint.
     keywords: list[str] = Field(default_factory=list)
-    targets: dict[Literal["nps", "csat", "ces", "fcr", "churn", "aht"], float] = Field(default_factory=dict)
+    targets: dict[MetricName, float] = Field(default_factory=dict)
+    # SQL run weekly against the warehouse (CXBOT_WAREHOUSE_URL) to measure a metric of this
+    # stage; it receives :week, :week_start and :week_end and returns a value and maybe n.
+    queries: dict[MetricName, WarehouseSql] = Field(default_factory=dict)
     touchpoints: list[TouchpointSpec] = Field(default_factory=list)
 
 

@@ -7,7 +7,8 @@ whether n is below the small-sample threshold (a figure to show with care, not t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -43,13 +44,25 @@ def _round(value: float) -> float:
     return round(value, 1)
 
 
+Histogram = Mapping[int, int]  # score → how many answers gave it
+
+
+def histogram(scores: Sequence[int]) -> Histogram:
+    return Counter(scores)
+
+
 def nps(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
     """%promoters (9–10) − %detractors (0–6), with the adjusted Wald 95 % interval (Rocks 2016)."""
-    n = len(scores)
+    return nps_of(histogram(scores), low_n)
+
+
+def nps_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
+    """NPS from counts per score: the database groups the answers, Python does the maths."""
+    n = sum(counts.values())
     if n == 0:
         return Figure(Metric.NPS, None, 0, low_n=True)
-    promoters = sum(1 for s in scores if s >= 9)
-    detractors = sum(1 for s in scores if s <= 6)
+    promoters = sum(c for s, c in counts.items() if s >= 9)
+    detractors = sum(c for s, c in counts.items() if s <= 6)
     value = 100 * (promoters - detractors) / n
     p_promoters = (promoters + 0.75) / (n + 3)
     p_detractors = (detractors + 0.75) / (n + 3)
@@ -62,18 +75,43 @@ def nps(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
 
 def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
     """The share of 4s and 5s among 1–5 answers, in percent (the top-two-box variant)."""
-    n = len(scores)
+    return csat_of(histogram(scores), low_n)
+
+
+def csat_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
+    n = sum(counts.values())
     if n == 0:
         return Figure(Metric.CSAT, None, 0, low_n=True)
-    return Figure(Metric.CSAT, _round(100 * sum(1 for s in scores if s >= 4) / n), n, low_n=n < low_n)
+    satisfied = sum(c for s, c in counts.items() if s >= 4)
+    return Figure(Metric.CSAT, _round(100 * satisfied / n), n, low_n=n < low_n)
 
 
 def ces(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
     """The mean of 1–7 agreement with "it was easy to handle my issue" (CES 2.0, the mean variant)."""
-    n = len(scores)
+    return ces_of(histogram(scores), low_n)
+
+
+def ces_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
+    n = sum(counts.values())
     if n == 0:
         return Figure(Metric.CES, None, 0, low_n=True)
-    return Figure(Metric.CES, round(sum(scores) / n, 2), n, low_n=n < low_n)
+    return Figure(Metric.CES, round(sum(s * c for s, c in counts.items()) / n, 2), n, low_n=n < low_n)
+
+
+FROM_ANSWERS = {Metric.NPS: nps_of, Metric.CSAT: csat_of, Metric.CES: ces_of}
+
+
+def from_answers(metric: Metric, counts: Histogram, low_n: int = LOW_N) -> Figure:
+    """The figure of a metric that is computed from raw answers (NPS, CSAT, CES)."""
+    return FROM_ANSWERS[metric](counts, low_n)
+
+
+def from_aggregate(metric: Metric, value: float | None, n: int | None, low_n: int = LOW_N) -> Figure:
+    """A figure that arrived computed (churn, FCR, AHT, or any metric recorded by hand). Its n,
+    when known, is flagged like any other; an unknown n is not called small."""
+    if value is None:
+        return Figure(metric, None, 0, low_n=True)
+    return Figure(metric, value, n or 0, low_n=n is not None and n < low_n)
 
 
 def ces_agree(scores: Sequence[int]) -> float | None:
@@ -137,3 +175,24 @@ def target_met(metric: Metric, value: float | None, target: float | None) -> boo
 def valid_score(metric: Metric, score: int) -> bool:
     low, high = SCALES[metric]
     return low <= score <= high
+
+
+class Trend(StrEnum):
+    BETTER = "better"
+    WORSE = "worse"
+    STEADY = "steady"  # no change, or one inside the intervals' overlap
+    UNCERTAIN = "uncertain"  # a move, but on too few answers to call it one
+    UNKNOWN = "unknown"  # a week without a figure
+
+
+def trend(current: Figure, previous: Figure) -> Trend:
+    """Which way a metric moved, in words a digest can use without celebrating noise."""
+    change = compare(current, previous)
+    if change.delta is None:
+        return Trend.UNKNOWN
+    if change.changed is False or change.delta == 0:
+        return Trend.STEADY
+    if change.changed is None and (current.low_n or previous.low_n):
+        return Trend.UNCERTAIN
+    up = change.delta > 0
+    return Trend.BETTER if up != (current.metric in LOWER_IS_BETTER) else Trend.WORSE

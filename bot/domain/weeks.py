@@ -4,7 +4,7 @@ the week always travels with its ISO year (29 Dec 2025 is 2026-W01; 2026-W53 exi
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -35,3 +35,11 @@ def week_start(text: str, zone: ZoneInfo) -> datetime:
 
 def previous_week(text: str, zone: ZoneInfo) -> str:
     return iso_week(week_start(text, zone) - timedelta(days=1), zone)
+
+
+def week_bounds(text: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Monday 00:00 to the next Monday 00:00 in the zone, as UTC instants: a week with a
+    daylight-saving change is 167 or 169 hours long."""
+    start = week_start(text, zone)
+    end = datetime.combine(start.date() + timedelta(days=7), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)

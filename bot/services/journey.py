@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from bot.domain.journey_map import JourneyMap, Severity, SlaRule
 from bot.store.models import (
     Identity,
+    KpiQuery,
     KpiTarget,
     Org,
     Person,
@@ -130,6 +131,7 @@ def load_journey(
         "language": journey.org.language or defaults.language,
         "sla": _sla_seconds({severity: journey.org_sla(severity) for severity in Severity}),
         "business_hours": journey.org.business_hours.model_dump() if journey.org.business_hours else None,
+        "min_answers": journey.org.min_answers,
     }
     if org is None:
         org = Org(key=ORG_KEY, **org_values)
@@ -187,6 +189,7 @@ def load_journey(
     )
     for spec in journey.stages:
         _sync_targets(session, stages[spec.key], spec.targets, report)
+        _sync_queries(session, stages[spec.key], spec.queries, report)
 
     _Upserter(session, report, now, "touchpoint").apply(
         session.scalars(select(Touchpoint).where(Touchpoint.org_id == org.id)),
@@ -289,6 +292,18 @@ def _sync_targets(session: Session, stage: Stage, wanted: dict[str, float], repo
         make=lambda metric, value: KpiTarget(stage_id=stage.id, metric=metric, target=value),
         column="target",
         label=f"target {stage.key}",
+        report=report,
+    )
+
+
+def _sync_queries(session: Session, stage: Stage, wanted: dict[str, str], report: LoadReport) -> None:
+    _follow_file(
+        session,
+        {q.metric: q for q in session.scalars(select(KpiQuery).where(KpiQuery.stage_id == stage.id))},
+        wanted,
+        make=lambda metric, sql: KpiQuery(stage_id=stage.id, metric=metric, sql=sql),
+        column="sql",
+        label=f"query {stage.key}",
         report=report,
     )
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -67,6 +68,8 @@ class Org(Base):
     # Settings that rules read whole: default SLA per severity (seconds), business hours.
     sla: Mapped[dict[str, Any]] = mapped_column(default=dict)
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A KPI figure on fewer answers than this is flagged as a small sample.
+    min_answers: Mapped[int] = mapped_column(default=30, server_default="30")
 
 
 class Workspace(Base):
@@ -214,6 +217,30 @@ class KpiTarget(Base):
     target: Mapped[float] = mapped_column(Float)
 
     stage: Mapped[Stage] = relationship(back_populates="targets")
+
+
+class KpiQuery(Base):
+    """SQL that measures a stage's metric in the warehouse, run weekly by the clock."""
+
+    __tablename__ = "kpi_query"
+
+    stage_id: Mapped[int] = mapped_column(ForeignKey("stage.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sql: Mapped[str] = mapped_column(Text)
+
+
+class Attachment(Base):
+    """A file a post carries (the digest's trend chart): kept in the database so that the clock
+    that draws it and the bot process that uploads it need not share a disk."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
 
 
 class Outbox(Base):
