@@ -32,7 +32,7 @@ from bot.domain.tips import TipsFileError
 from bot.i18n import CatalogueError
 from bot.llm import Classifier, build_classifier
 from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
-from bot.services.demo import seed_demo_issues, seed_demo_observations, subscribe_demo_channel
+from bot.services.demo import seed_demo_answers, seed_demo_issues, seed_demo_observations, subscribe_demo_channel
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
 from bot.services.kpi_import import ImportFileError, ImportResult, import_aggregates, import_answers
 from bot.services.observations import classify_pending
@@ -141,6 +141,7 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings, conten
         assert org is not None
         seed_demo_issues(session, org, content.catalogue, utc_now())
         seed_demo_observations(session, org, content.catalogue, utc_now())
+        seed_demo_answers(session, org, utc_now())
         subscribe_demo_channel(session, org, utc_now())
 
 

@@ -1,4 +1,5 @@
-"""Classifiers behind one protocol: offline by default, OpenAI when a key is configured.
+"""Classifiers and summarisers behind small protocols: offline by default, OpenAI when a key is
+configured.
 
 The OpenAI classifier asks for structured output under a JSON schema built from the journey map,
 validates the answer, and on any error, timeout, refusal or malformed answer falls back to the
@@ -10,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import openai
@@ -72,6 +76,22 @@ class _Unusable(Exception):
     pass
 
 
+def failure_reason(exc: Exception) -> str:
+    """Why an OpenAI call gave nothing usable, in a few words for the log and the record."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate limited (429)"
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, openai.APIError):
+        return f"API error: {type(exc).__name__}"
+    if isinstance(exc, _Unusable | ValidationError | json.JSONDecodeError | ValueError):
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        return f"unusable answer: {lines[0][:200]}"
+    return f"unexpected {type(exc).__name__}"
+
+
 class OpenAIClassifier:
     def __init__(
         self, client: openai.OpenAI, model: str, timeout: float = 2.0, fallback: Classifier | None = None
@@ -84,18 +104,8 @@ class OpenAIClassifier:
     def classify(self, text: str, index: JourneyIndex) -> Classification:
         try:
             return self._ask(text, index)
-        except openai.APITimeoutError:
-            reason = "timeout"
-        except openai.RateLimitError:
-            reason = "rate limited (429)"
-        except openai.APIStatusError as exc:
-            reason = f"HTTP {exc.status_code}"
-        except openai.APIError as exc:
-            reason = f"API error: {type(exc).__name__}"
-        except (_Unusable, ValidationError, json.JSONDecodeError, ValueError) as exc:
-            reason = f"unusable answer: {str(exc).splitlines()[0][:200]}"
-        except Exception as exc:  # whatever else a compatible gateway does: never fail the caller
-            reason = f"unexpected {type(exc).__name__}"
+        except Exception as exc:  # whatever a compatible gateway does: never fail the caller
+            reason = failure_reason(exc)
         log.warning("OpenAI classification failed (%s); using the offline classifier", reason)
         offline = self.fallback.classify(text, index)
         return dataclasses.replace(offline, note=f"OpenAI failed ({reason}); classified offline")
@@ -139,3 +149,104 @@ def build_classifier(
         return OfflineClassifier()
     client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
     return OpenAIClassifier(client, model, timeout)
+
+
+# --- summaries of a week's observations (the digest) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    text: str
+    by: Literal["offline", "openai"]
+    note: str | None = None  # why OpenAI was not used, when it was configured
+
+
+@dataclass(frozen=True)
+class ObservationText:
+    text: str
+    themes: tuple[str, ...]
+
+
+class Summariser(Protocol):
+    def summarise(self, observations: Sequence[ObservationText], language: str) -> Summary: ...
+
+
+QUOTE_CHARS = 160
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…"
+
+
+class ExtractiveSummariser:
+    """Offline: for each of the three commonest themes, the shortest observation that carries
+    it, quoted. Nothing is invented; every word is an employee's."""
+
+    def summarise(self, observations: Sequence[ObservationText], language: str) -> Summary:
+        counts = Counter(theme for o in observations for theme in o.themes if theme != "other")
+        lines, quoted = [], set()
+        for theme, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]:
+            candidates = [o.text for o in observations if theme in o.themes and o.text not in quoted]
+            if candidates:
+                chosen = min(candidates, key=lambda text: (len(text), text))
+                quoted.add(chosen)
+                lines.append(f"{theme} ({count}): “{_quote(chosen)}”")
+        return Summary("\n".join(lines), "offline")
+
+
+SUMMARY_PROMPT = (
+    "You summarise employees' observations of the customer experience for a weekly digest that the "
+    "whole company reads. Write two or three plain sentences in {language}: the recurring themes and "
+    "what customers ran into. Do not name people, do not invent facts, no lists, no markdown."
+)
+MAX_SUMMARY_INPUT = 120  # observations sent; a week with more is summarised from the newest
+
+
+class OpenAISummariser:
+    def __init__(
+        self, client: openai.OpenAI, model: str, timeout: float = 20.0, fallback: Summariser | None = None
+    ) -> None:
+        self.client, self.model, self.timeout = client, model, timeout
+        self.fallback = fallback or ExtractiveSummariser()
+
+    def summarise(self, observations: Sequence[ObservationText], language: str) -> Summary:
+        try:
+            return Summary(self._ask(observations, language), "openai")
+        except Exception as exc:  # the digest goes out with the offline summary instead
+            reason = failure_reason(exc)
+        log.warning("OpenAI summary failed (%s); using the extractive summary", reason)
+        offline = self.fallback.summarise(observations, language)
+        return dataclasses.replace(offline, note=f"OpenAI failed ({reason})")
+
+    def _ask(self, observations: Sequence[ObservationText], language: str) -> str:
+        listing = "\n".join(f"- {_quote(o.text)}" for o in observations[-MAX_SUMMARY_INPUT:])
+        response = self.client.chat.completions.create(
+            model=self.model,
+            messages=[
+                {
+                    "role": "system",
+                    "content": SUMMARY_PROMPT.format(language="Swedish" if language == "sv" else "English"),
+                },
+                {"role": "user", "content": listing},
+            ],
+            timeout=self.timeout,
+        )
+        if not response.choices:
+            raise _Unusable("no choices")
+        message = response.choices[0].message
+        if getattr(message, "refusal", None):
+            raise _Unusable(f"refused: {message.refusal}")
+        text = " ".join((message.content or "").split())
+        if not text:
+            raise _Unusable("empty summary")
+        return text[:800]
+
+
+def build_summariser(
+    api_key: str | None, base_url: str | None, model: str, timeout: float = 20.0, retries: int = 2
+) -> Summariser:
+    if not api_key:
+        return ExtractiveSummariser()
+    client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
+    return OpenAISummariser(client, model, timeout)

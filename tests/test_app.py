@@ -55,6 +55,8 @@ def test_help_lists_every_command(app: CxApp) -> None:
         "/cx observations [stage <s>|touchpoint <tp>|mine] [2026-W48]",
         "/cx observation <n> [stage <s>|touchpoint <tp>|delete|report [severity]]",
         "/cx erase <person>",
+        "/cx kpi [stage|record <metric> <value> <stage> [week] [n=N]]",
+        "/cx digest preview [week]",
     ]
 
 

@@ -13,6 +13,7 @@ from bot.domain.kpi import (
     compare,
     csat,
     fcr,
+    from_aggregate,
     median_and_p90,
     nps,
     percentile,
@@ -67,7 +68,23 @@ def test_a_change_inside_the_noise_is_not_a_change() -> None:
     assert change.delta == 20.0 and change.changed is False  # n = 20: the intervals overlap
     big_now, big_then = nps([10] * 700 + [0] * 300), nps([10] * 500 + [0] * 500)
     assert compare(big_now, big_then).changed is True
-    assert compare(csat([5, 5]), csat([1, 1])).changed is None  # no interval defined: say the delta only
+    assert compare(csat([5, 5]), csat([1, 1])).changed is False  # n = 2 each: the intervals overlap
+    # AHT has no interval: the delta is said, without calling it a change or not.
+    assert compare(from_aggregate(Metric.AHT, 5.0, None), from_aggregate(Metric.AHT, 7.0, None)).changed is None
+
+
+def test_shares_and_the_ces_mean_carry_their_95_percent_intervals() -> None:
+    # Agresti–Coull for 8 of 10: the textbook (0.4794, 0.9541).
+    assert csat([5] * 6 + [4] * 2 + [1, 3]) == Figure(Metric.CSAT, 80.0, 10, 47.9, 95.4, True)
+    # CES [7, 7, 5, 5]: mean 6, s = √(4/3), half-width 1.96 × s/√4 = 1.13; clipped to the 1–7 scale.
+    assert ces([7, 7, 5, 5]) == Figure(Metric.CES, 6.0, 4, 4.87, 7.0, True)
+    assert ces([6]) == Figure(Metric.CES, 6.0, 1, None, None, True)  # one answer has no spread
+    # An aggregated FCR of 75 % on 400 contacts: 300 of 400, Agresti–Coull.
+    assert from_aggregate(Metric.FCR, 75.0, 400) == Figure(Metric.FCR, 75.0, 400, 70.5, 79.0, False)
+    # Churn with n: customers at the start; two decimals like the value.
+    assert from_aggregate(Metric.CHURN, 2.0, 1000) == Figure(Metric.CHURN, 2.0, 1000, 1.28, 3.09, False)
+    # Without n a figure is not called small, and has no interval.
+    assert from_aggregate(Metric.CHURN, 2.0, None) == Figure(Metric.CHURN, 2.0, 0, None, None, False)
     assert compare(nps([]), nps([10])).delta is None
 
 

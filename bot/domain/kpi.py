@@ -1,7 +1,8 @@
 """Customer-journey KPIs, computed exactly as ../shared/cx/DOMAIN.md defines them. Pure.
 
-Each function returns a ``Figure``: the value, its n, a 95 % interval where one is defined, and
-whether n is below the small-sample threshold (a figure to show with care, not to celebrate).
+Each function returns a ``Figure``: the value, its n, a 95 % interval where one is defined (NPS
+by DOMAIN.md's adjusted Wald; shares such as CSAT, FCR and churn by Agresti–Coull; the CES mean
+by the normal approximation), and whether n is below the small-sample threshold (a figure to show with care, not to celebrate).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Metric(StrEnum):
 # For these a lower value is better; for the rest, higher.
 LOWER_IS_BETTER = frozenset({Metric.CHURN, Metric.AHT})
 SCALES = {Metric.NPS: (0, 10), Metric.CSAT: (1, 5), Metric.CES: (1, 7)}
+# Metrics that are a share of n (customers, contacts, answers): they get a proportion's interval.
+SHARES = frozenset({Metric.CSAT, Metric.FCR, Metric.CHURN})
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,9 @@ def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
     return csat_of(histogram(scores), low_n)
 
 
-def csat_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
-    n = sum(counts.values())
-    if n == 0:
-        return Figure(Metric.CSAT, None, 0, low_n=True)
-    satisfied = sum(c for s, c in counts.items() if s >= 4)
-    return Figure(Metric.CSAT, _round(100 * satisfied / n), n, low_n=n < low_n)
+def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
+    """The share of 4s and 5s among 1–5 answers, in percent (the top-two-box variant)."""
+    return csat_of(histogram(scores), low_n)
 
 
 def ces(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
@@ -91,11 +91,38 @@ def ces(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
     return ces_of(histogram(scores), low_n)
 
 
+def proportion_interval(successes: float, n: int, digits: int = 1) -> tuple[float, float]:
+    """The adjusted Wald (Agresti–Coull) 95 % interval of a share, in percent: the same family
+    as the NPS interval, and sound for small n where the plain Wald interval is not."""
+    z2 = Z95**2
+    p = (successes + z2 / 2) / (n + z2)
+    half = Z95 * math.sqrt(p * (1 - p) / (n + z2))
+    return round(max(0.0, 100 * (p - half)), digits), round(min(100.0, 100 * (p + half)), digits)
+
+
+def csat_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
+    n = sum(counts.values())
+    if n == 0:
+        return Figure(Metric.CSAT, None, 0, low_n=True)
+    satisfied = sum(c for s, c in counts.items() if s >= 4)
+    low, high = proportion_interval(satisfied, n)
+    return Figure(Metric.CSAT, _round(100 * satisfied / n), n, low, high, n < low_n)
+
+
 def ces_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
+    """The mean, with a normal-approximation 95 % interval from the answers' spread (n ≥ 2)."""
     n = sum(counts.values())
     if n == 0:
         return Figure(Metric.CES, None, 0, low_n=True)
-    return Figure(Metric.CES, round(sum(s * c for s, c in counts.items()) / n, 2), n, low_n=n < low_n)
+    mean = sum(s * c for s, c in counts.items()) / n
+    if n < 2:
+        return Figure(Metric.CES, round(mean, 2), n, low_n=n < low_n)
+    variance = sum(c * (s - mean) ** 2 for s, c in counts.items()) / (n - 1)
+    half = Z95 * math.sqrt(variance / n)
+    low, high = SCALES[Metric.CES]
+    return Figure(
+        Metric.CES, round(mean, 2), n, round(max(low, mean - half), 2), round(min(high, mean + half), 2), n < low_n
+    )
 
 
 FROM_ANSWERS = {Metric.NPS: nps_of, Metric.CSAT: csat_of, Metric.CES: ces_of}
@@ -111,6 +138,10 @@ def from_aggregate(metric: Metric, value: float | None, n: int | None, low_n: in
     when known, is flagged like any other; an unknown n is not called small."""
     if value is None:
         return Figure(metric, None, 0, low_n=True)
+    if n and metric in SHARES and 0 <= value <= 100:
+        digits = 2 if metric == Metric.CHURN else 1
+        low, high = proportion_interval(value / 100 * n, n, digits)
+        return Figure(metric, value, n, low, high, n < low_n)
     return Figure(metric, value, n or 0, low_n=n is not None and n < low_n)
 
 
@@ -196,3 +227,23 @@ def trend(current: Figure, previous: Figure) -> Trend:
         return Trend.UNCERTAIN
     up = change.delta > 0
     return Trend.BETTER if up != (current.metric in LOWER_IS_BETTER) else Trend.WORSE
+
+
+VALUE_RANGES = {
+    Metric.NPS: (-100.0, 100.0),
+    Metric.CSAT: (0.0, 100.0),
+    Metric.CES: (1.0, 7.0),
+    Metric.FCR: (0.0, 100.0),
+    Metric.CHURN: (0.0, 100.0),
+    Metric.AHT: (0.0, 24 * 60.0),
+}
+
+
+def value_problem(metric: Metric, value: float) -> str | None:
+    """Why a recorded or imported figure cannot be right, or None when it can."""
+    if not math.isfinite(value):
+        return "is not a number"
+    low, high = VALUE_RANGES[metric]
+    if not low <= value <= high:
+        return f"is outside {low:g}…{high:g} for {metric.value}"
+    return None

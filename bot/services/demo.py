@@ -139,3 +139,77 @@ def seed_demo_observations(session: Session, org: Org, catalogue: Catalogue, now
         observation = service.observe(people[who], text, anonymous, "console", "#cx")
         store_classification(session, observation.id, OfflineClassifier().classify(text, index), moment)
     return len(DEMO_OBSERVATIONS)
+
+
+def seed_demo_answers(session: Session, org: Org, now: datetime, weeks: int = 9) -> int:
+    """Nine weeks of made-up survey answers for every stage with an NPS, CSAT or CES target, and
+    churn and FCR figures where targeted, so that /cx kpi and the digest have something to show.
+    Deterministic (a fixed seed); some weeks fall under the small-sample threshold on purpose."""
+    import random
+
+    from bot.domain.kpi import SCALES, Metric
+    from bot.domain.weeks import iso_week, previous_week, week_start
+    from bot.services.kpi_import import upsert_values
+    from bot.store.models import KpiTarget, Stage, SurveyResponse
+
+    if session.scalar(select(func.count()).select_from(SurveyResponse).where(SurveyResponse.org_id == org.id)):
+        return 0
+    zone = ZoneInfo(org.time_zone)
+    chance = random.Random(2026)
+    week_list = [iso_week(now, zone)]
+    while len(week_list) < weeks:
+        week_list.append(previous_week(week_list[-1], zone))
+    targets = session.execute(
+        select(Stage, KpiTarget.metric).join(KpiTarget).where(Stage.org_id == org.id, Stage.archived_at.is_(None))
+    ).all()
+    rows: list[dict[str, object]] = []
+    aggregates: list[dict[str, object]] = []
+    for age, week in enumerate(week_list):
+        start = week_start(week, zone)
+        for stage, metric_name in targets:
+            metric = Metric(metric_name)
+            if metric in SCALES:
+                low, high = SCALES[metric]
+                # Stages drift: some improve over the weeks, some slip, one hovers.
+                lean = (stage.position % 3 - 1) * age * 0.04
+                count = chance.randint(18, 90) if age else chance.randint(5, 30)
+                for i in range(count):
+                    moment = start + timedelta(minutes=chance.randint(0, 7 * 24 * 60 - 1))
+                    if moment > now:
+                        continue
+                    score = round(low + (high - low) * min(1.0, max(0.0, chance.betavariate(5, 2) - lean)))
+                    rows.append(
+                        {
+                            "org_id": org.id,
+                            "metric": metric.value,
+                            "score": score,
+                            "stage_id": stage.id,
+                            "touchpoint_id": None,
+                            "answered_at": moment.astimezone(UTC),
+                            "iso_week": week,
+                            "source": "demo",
+                            "external_id": f"demo:{week}:{stage.key}:{metric.value}:{i}",
+                        }
+                    )
+            elif age:  # aggregates arrive after the week: none yet for this one
+                value = {
+                    Metric.CHURN: 1.0 + chance.random(),
+                    Metric.FCR: 68 + chance.random() * 12,
+                    Metric.AHT: 5 + chance.random() * 2,
+                }[metric]
+                aggregates.append(
+                    {
+                        "org_id": org.id,
+                        "metric": metric.value,
+                        "stage_id": stage.id,
+                        "iso_week": week,
+                        "value": round(value, 2),
+                        "n": chance.randint(800, 1200) if metric == Metric.FCR else None,
+                        "source": "demo",
+                        "recorded_at": now,
+                    }
+                )
+    if rows:
+        session.execute(SurveyResponse.__table__.insert(), rows)
+    upsert_values(session, aggregates)
+    return len(rows)

@@ -31,6 +31,7 @@ from bot.domain.kpi import (
     trend,
 )
 from bot.domain.weeks import iso_week, previous_week
+from bot.services.journey import active_stages
 from bot.store.models import KpiTarget, KpiValue, Org, Stage, SurveyResponse, Touchpoint
 
 METRIC_ORDER = tuple(Metric)
@@ -138,8 +139,15 @@ class KpiBook:
         return any(w == week for (w, *_) in self._counts) or any(w == week for (w, *_) in self._aggregates)
 
 
-def report(book: KpiBook, week: str, before: str, metric: Metric, stage_id: int, touchpoint_id: int | None,
-           target: float | None) -> MetricReport:
+def report(
+    book: KpiBook,
+    week: str,
+    before: str,
+    metric: Metric,
+    stage_id: int,
+    touchpoint_id: int | None,
+    target: float | None,
+) -> MetricReport:
     current = book.figure(week, metric, stage_id, touchpoint_id)
     previous = book.figure(before, metric, stage_id, touchpoint_id)
     return MetricReport(
@@ -150,14 +158,6 @@ def report(book: KpiBook, week: str, before: str, metric: Metric, stage_id: int,
         trend(current, previous),
         target,
         target_met(metric, current.value, target),
-    )
-
-
-def active_stages(session: Session, org: Org) -> list[Stage]:
-    return list(
-        session.scalars(
-            select(Stage).where(Stage.org_id == org.id, Stage.archived_at.is_(None)).order_by(Stage.position)
-        )
     )
 
 
@@ -198,7 +198,11 @@ def stage_reports(
                         touchpoint.key,
                         touchpoint.name_sv,
                         touchpoint.name_en,
-                        [report(book, week, before, m, stage.id, touchpoint.id, None) for m in METRIC_ORDER if m in measured],
+                        [
+                            report(book, week, before, m, stage.id, touchpoint.id, None)
+                            for m in METRIC_ORDER
+                            if m in measured
+                        ],
                     )
                 )
         reports.append(PlaceReport(stage.key, stage.name_sv, stage.name_en, metrics, places))

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot.domain.kpi import SCALES, Metric, valid_score
+from bot.domain.kpi import SCALES, Metric, valid_score, value_problem
 from bot.domain.weeks import iso_week, parse_week
 from bot.store.models import KpiValue, Org, Stage, SurveyResponse, Touchpoint
 
@@ -212,7 +212,14 @@ def import_aggregates(
     if result.errors and not skip_invalid:
         result.refused = True
         return result
-    for values in valid:
+    upsert_values(session, valid)
+    result.imported = len(valid)
+    return result
+
+
+def upsert_values(session: Session, rows: list[dict[str, object]]) -> None:
+    """Store aggregated figures; a figure for the same metric, stage and week replaces the old."""
+    for values in rows:
         statement = _insert(session, KpiValue).values(**values)
         session.execute(
             statement.on_conflict_do_update(
@@ -221,11 +228,39 @@ def import_aggregates(
                     "value": statement.excluded.value,
                     "n": statement.excluded.n,
                     "source": statement.excluded.source,
+                    "recorded_at": statement.excluded.recorded_at,
                 },
             )
         )
-    result.imported = len(valid)
-    return result
+
+
+def record_value(
+    session: Session,
+    org: Org,
+    metric: Metric,
+    stage: Stage,
+    week: str,
+    value: float,
+    n: int | None,
+    source: str,
+    now: datetime,
+) -> None:
+    """One figure by hand (/cx kpi record) or from the warehouse; the caller has checked it."""
+    upsert_values(
+        session,
+        [
+            {
+                "org_id": org.id,
+                "metric": metric.value,
+                "stage_id": stage.id,
+                "iso_week": week,
+                "value": value,
+                "n": n,
+                "source": source[:200],
+                "recorded_at": now,
+            }
+        ],
+    )
 
 
 def _aggregate(row: dict[str, str], stages: dict[str, int]) -> tuple[str | None, dict[str, object]]:
@@ -244,6 +279,9 @@ def _aggregate(row: dict[str, str], stages: dict[str, int]) -> tuple[str | None,
         value = float(row["value"])
     except ValueError:
         return f"value {row['value']!r} is not a number", {}
+    problem = value_problem(metric, value)
+    if problem is not None:
+        return f"value {row['value']} {problem}", {}
     n = None
     if row.get("n"):
         if not row["n"].isdecimal():

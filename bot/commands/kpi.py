@@ -1,0 +1,140 @@
+"""/cx kpi [stage], /cx kpi record <metric> <value> [stage] [week] [n=N], /cx digest preview [week]."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.kpi import Metric, value_problem
+from bot.domain.weeks import iso_week, parse_week, previous_week
+from bot.messages import Message, Reply
+from bot.services.digest import build_digest, digest_message, store_chart
+from bot.services.journey import active_stages, find_stage
+from bot.services.kpi import org_low_n, stage_reports
+from bot.services.kpi_import import record_value
+from bot.services.kpi_views import METRIC_LABELS, format_value, place_lines
+
+WEEK_LIKE = re.compile(r"^\d{4}-[wW]\d{1,3}$")
+N_TOKEN = re.compile(r"^n=(\S*)$", re.IGNORECASE)
+
+
+def week_from(text: str) -> str:
+    try:
+        year, week = parse_week(text.upper())
+    except ValueError:
+        raise UserError("kpi.bad_week", given=excerpt(text)) from None
+    return f"{year}-W{week:02d}"
+
+
+def show_kpis(ctx: Context, rest: str) -> Reply:
+    org = ctx.require_org()
+    zone = ZoneInfo(org.time_zone)
+    week = iso_week(ctx.now, zone)
+    stages = active_stages(ctx.session, org)
+    chosen = stages
+    if rest.strip():
+        stage = find_stage(stages, rest)
+        if stage is None:
+            raise UserError("journey.unknown_stage", text=excerpt(rest), stages=", ".join(s.key for s in stages))
+        chosen = [stage]
+    reports = stage_reports(ctx.session, org, week, stages=chosen)
+    low_n = org_low_n(org)
+    lines: list[str] = []
+    for place in reports:
+        if not place.metrics:
+            continue
+        lines.append(place.name(ctx.language))
+        lines += place_lines(ctx.catalogue, ctx.language, place, low_n)
+        if len(chosen) == 1:
+            for touchpoint in place.touchpoints:
+                lines.append(f"  {touchpoint.name(ctx.language)}")
+                lines += place_lines(ctx.catalogue, ctx.language, touchpoint, low_n, indent="    • ")
+    header = ctx.t("kpi.header", week=week, previous=previous_week(week, zone))
+    if not lines:
+        return Reply(Message(header=header, text=ctx.t("kpi.nothing_yet")))
+    return Reply(Message(header=header, text="\n".join(lines), context=[ctx.t("kpi.footer", threshold=low_n)]))
+
+
+def record(ctx: Context, rest: str) -> Reply:
+    admin = ctx.require_admin()
+    org = ctx.require_org()
+    words = rest.split()
+    if len(words) < 2:
+        raise UserError("kpi.record_usage")
+    try:
+        metric = Metric(words[0].casefold())
+    except ValueError:
+        raise UserError(
+            "kpi.unknown_metric", given=excerpt(words[0]), metrics=", ".join(m.value for m in Metric)
+        ) from None
+    try:
+        value = float(words[1].replace(",", "."))
+    except ValueError:
+        raise UserError("kpi.bad_value", given=excerpt(words[1])) from None
+    problem = value_problem(metric, value)
+    if problem is not None:
+        raise UserError("kpi.value_out_of_range", given=excerpt(words[1]), metric=METRIC_LABELS[metric])
+    zone = ZoneInfo(org.time_zone)
+    week, n, stage_words = None, None, []
+    for word in words[2:]:
+        if WEEK_LIKE.match(word):
+            week = week_from(word)
+        elif (found := N_TOKEN.match(word)) is not None:
+            if not found.group(1).isdecimal() or int(found.group(1)) > 10_000_000:
+                raise UserError("kpi.bad_n", given=excerpt(word))
+            n = int(found.group(1))
+        else:
+            stage_words.append(word)
+    stages = active_stages(ctx.session, org)
+    if not stage_words:
+        raise UserError("kpi.stage_needed", stages=", ".join(s.key for s in stages))
+    stage = find_stage(stages, " ".join(stage_words))
+    if stage is None:
+        raise UserError(
+            "journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=", ".join(s.key for s in stages)
+        )
+    # Figures arrive after the week they measure: by default the last complete week.
+    week = week or previous_week(iso_week(ctx.now, zone), zone)
+    record_value(ctx.session, org, metric, stage, week, value, n, f"chat:{admin.key}", ctx.now)
+    return Reply(
+        Message(
+            text=ctx.t(
+                "kpi.recorded",
+                metric=METRIC_LABELS[metric],
+                value=format_value(metric, value),
+                stage=stage.name(ctx.language),
+                week=week,
+                n=n if n is not None else "–",
+            )
+        )
+    )
+
+
+def preview_digest(ctx: Context, rest: str) -> Reply:
+    ctx.require_admin()
+    org = ctx.require_org()
+    zone = ZoneInfo(org.time_zone)
+    words = rest.split()
+    if not words or words[0].casefold() not in ("preview", "förhandsvisa", "visa"):
+        raise UserError("digest.usage")
+    if len(words) > 2:
+        raise UserError("digest.usage")
+    week = week_from(words[1]) if len(words) == 2 else previous_week(iso_week(ctx.now, zone), zone)
+    digest = build_digest(ctx.session, org, week, catalogue=ctx.catalogue, tips=ctx.tips, now=ctx.now)
+    chart = None if digest.empty else store_chart(ctx.session, digest, ctx.language, ctx.now)
+    message = digest_message(ctx.catalogue, ctx.language, digest, chart)
+    return Reply(message.model_copy(update={"context": [ctx.t("digest.preview_note"), *message.context]}))
+
+
+def register(registry: Registry) -> None:
+    @registry.command("kpi", "kpi [stage|record <metric> <value> <stage> [week] [n=N]]", "nyckeltal")
+    def kpi(ctx: Context, rest: str) -> Reply:
+        first, _, remainder = rest.strip().partition(" ")
+        if first.casefold() in ("record", "registrera"):
+            return record(ctx, remainder)
+        return show_kpis(ctx, rest)
+
+    @registry.command("digest", "digest preview [week]", "sammanfattning")
+    def digest(ctx: Context, rest: str) -> Reply:
+        return preview_digest(ctx, rest)
