@@ -7,6 +7,7 @@ imports a platform library. A user mistake prints one line and exits non-zero, n
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp, utc_now
@@ -29,14 +30,25 @@ from bot.config import Settings
 from bot.content import Content, load_content
 from bot.domain.journey_map import load_journey_file
 from bot.domain.tips import TipsFileError
+from bot.domain.weeks import parse_week
 from bot.i18n import CatalogueError
-from bot.llm import Classifier, build_classifier
-from bot.scheduler import Leadership, build_scheduler, due_this_week, run_sla_sweep, run_weekly_tips
+from bot.llm import Classifier, Summariser, build_classifier, build_summariser
+from bot.scheduler import (
+    Leadership,
+    build_scheduler,
+    due_this_week,
+    run_sla_sweep,
+    run_weekly_digest,
+    run_weekly_tips,
+)
 from bot.services.demo import seed_demo_answers, seed_demo_issues, seed_demo_observations, subscribe_demo_channel
+from bot.services.digest import build_digest, digest_chart, digest_message, post_digest
 from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
+from bot.services.kpi import last_complete_week
 from bot.services.kpi_import import ImportFileError, ImportResult, import_aggregates, import_answers
 from bot.services.observations import classify_pending
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
+from bot.services.warehouse import pull_warehouse, warehouse_engine
 from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, safe_url, upgrade
 from bot.store.models import Org, Person
 
@@ -113,6 +125,33 @@ def read_content(settings: Settings) -> Content:
 def classifier_from(settings: Settings) -> Classifier:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return build_classifier(key, settings.openai_base_url, settings.openai_model, settings.openai_timeout)
+
+
+def summariser_from(settings: Settings) -> Summariser:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return build_summariser(key, settings.openai_base_url, settings.openai_model, max(settings.openai_timeout, 20.0))
+
+
+def warehouse_from(settings: Settings) -> Engine | None:
+    if settings.warehouse_url is None:
+        return None
+    url = settings.warehouse_url.get_secret_value()
+    try:
+        return warehouse_engine(url)
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} is not a database URL SQLAlchemy can use")
+
+
+def check_schedules(settings: Settings, time_zone: str) -> None:
+    """A malformed crontab is a start-up error naming its setting, not a silent weekly miss."""
+    for name, value in (
+        ("CXBOT_TIP_SCHEDULE", settings.tip_schedule),
+        ("CXBOT_DIGEST_SCHEDULE", settings.digest_schedule),
+    ):
+        try:
+            CronTrigger.from_crontab(value, timezone=time_zone)
+        except ValueError as exc:  # APScheduler's word for a malformed crontab
+            fail(f"bad {name} {value!r}: {exc}")
 
 
 def org_defaults(settings: Settings) -> OrgDefaults:
@@ -273,20 +312,21 @@ def start_scheduler(
     *,
     blocking: bool,
 ) -> tuple[BaseScheduler, Leadership]:
-    try:
-        scheduler, leadership = build_scheduler(
-            engine,
-            session_factory,
-            clock,
-            time_zone,
-            blocking=blocking,
-            tip_schedule=settings.tip_schedule,
-            tip_order=settings.tip_order,
-            content=content,
-            classifier=classifier_from(settings),
-        )
-    except ValueError as exc:  # APScheduler's word for a malformed crontab
-        fail(f"bad CXBOT_TIP_SCHEDULE {settings.tip_schedule!r}: {exc}")
+    check_schedules(settings, time_zone)
+    scheduler, leadership = build_scheduler(
+        engine,
+        session_factory,
+        clock,
+        time_zone,
+        blocking=blocking,
+        tip_schedule=settings.tip_schedule,
+        tip_order=settings.tip_order,
+        content=content,
+        classifier=classifier_from(settings),
+        digest_schedule=settings.digest_schedule,
+        summariser=summariser_from(settings),
+        warehouse=warehouse_from(settings),
+    )
     scheduler.start()  # returns only when a blocking scheduler stops
     return scheduler, leadership
 
@@ -294,7 +334,7 @@ def start_scheduler(
 def run_clock_jobs(
     session_factory: sessionmaker[Session], clock: Callable[[], datetime], settings: Settings, content: Content
 ) -> None:
-    """What the clock would do at this moment: the SLA sweep, and the weekly tip if it is due."""
+    """What the clock would do at this moment: the SLA sweep, and the weekly tip and digest if due."""
     run_sla_sweep(session_factory, clock, content)
     classify_pending(session_factory, classifier_from(settings), clock)
     with session_factory() as session:
@@ -303,6 +343,8 @@ def run_clock_jobs(
     trigger = CronTrigger.from_crontab(settings.tip_schedule, timezone=zone)
     if due_this_week(trigger, clock(), zone):
         run_weekly_tips(session_factory, clock, settings.tip_order, content)
+    if due_this_week(CronTrigger.from_crontab(settings.digest_schedule, timezone=zone), clock(), zone):
+        run_weekly_digest(session_factory, clock, content, summariser_from(settings), warehouse_from(settings))
 
 
 @app.command("demo")
@@ -412,6 +454,99 @@ def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, ski
         return import_answers(
             session, org, raw, name, skip_invalid=skip_invalid, progress=lambda n: progress.advance(task, n)
         )
+
+
+@kpi_app.command("pull")
+def kpi_pull(
+    week: Annotated[str | None, typer.Option(help="An ISO week like 2026-W47; default: the last complete one.")] = None,
+) -> None:
+    """Run the journey file's warehouse queries for a week now (the clock does it weekly)."""
+    settings = load_settings()
+    setup_logging(settings)
+    warehouse = warehouse_from(settings)
+    if warehouse is None:
+        fail("CXBOT_WAREHOUSE_URL is not set; the queries have nowhere to run")
+    _, session_factory = open_database(settings)
+    org = require_loaded_org(session_factory)
+    chosen = week_option(week, org)
+    report = pull_warehouse(session_factory, warehouse, chosen, utc_now)
+    for problem in report.failed:
+        typer.echo(f"{chosen}: {problem}", err=True)
+    typer.echo(f"{chosen}: stored {len(report.stored)} figure(s), {len(report.failed)} query(ies) failed.")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            fail("no journey map is loaded; run `cxbot journey load FILE` first")
+        session.expunge(org)
+        return org
+
+
+def week_option(week: str | None, org: Org) -> str:
+    zone = ZoneInfo(org.time_zone)
+    if week is None:
+        return last_complete_week(utc_now(), zone)
+    try:
+        year, number = parse_week(week.upper())
+    except ValueError as exc:
+        fail(f"--week: {exc}")
+    return f"{year}-W{number:02d}"
+
+
+@app.command("digest")
+def digest_command(
+    week: Annotated[str | None, typer.Option(help="An ISO week like 2026-W47; default: the last complete one.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the digest's data as JSON (schema in README).")
+    ] = False,
+    post: Annotated[bool, typer.Option("--post", help="Queue it to the channels subscribed to the digest.")] = False,
+    chart: Annotated[Path | None, typer.Option(help="Also write the trend chart to this PNG file.")] = None,
+    language: Annotated[str | None, typer.Option(help="sv or en; default: the org's language.")] = None,
+) -> None:
+    """Print a week's CX digest (rendered, or as JSON); --post queues it to subscribed channels."""
+    settings = load_settings()
+    setup_logging(settings)
+    content = read_content(settings)
+    if language not in (None, "sv", "en"):
+        fail(f"--language must be sv or en, not {language!r}")
+    _, session_factory = open_database(settings)
+    org = require_loaded_org(session_factory)
+    chosen = week_option(week, org)
+    with session_factory.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        digest = build_digest(
+            session,
+            org,
+            chosen,
+            catalogue=content.catalogue,
+            tips=content.tips,
+            now=utc_now(),
+            summariser=summariser_from(settings),
+        )
+        lang = language or org.language
+        if chart is not None:
+            png = digest_chart(digest, lang)
+            if png is None:
+                typer.echo(f"{chosen}: no KPI figures in the last eight weeks, so no chart was drawn.", err=True)
+            else:
+                try:
+                    chart.write_bytes(png)
+                except OSError as exc:
+                    fail(f"{chart}: cannot write the chart: {exc.strerror}")
+        if as_json:
+            typer.echo(json.dumps(digest.as_json(), ensure_ascii=False, indent=2))
+        else:
+            typer.echo(digest_message(content.catalogue, lang, digest).plain_text())
+        if post:
+            queued = post_digest(session, org, digest, content.catalogue, utc_now())
+            typer.echo(
+                f"{chosen}: queued for {queued} channel(s) (a channel that already has it is skipped).", err=True
+            )
 
 
 def main() -> None:

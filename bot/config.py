@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # When the weekly tip goes out (crontab, in the org's time zone) and how it is chosen.
     tip_schedule: str = "0 9 * * mon"
     tip_order: Literal["auto", "rotation", "adaptive"] = "auto"
+    # When last week's digest goes out (crontab, in the org's time zone).
+    digest_schedule: str = "0 9 * * mon"
+    # A read-only database the journey file's KPI queries run against, weekly.
+    warehouse_url: SecretStr | None = None
 
     # Slack (issue 7), Discord (issue 8) and OpenAI (issue 4) use their platforms' usual names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")

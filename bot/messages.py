@@ -50,6 +50,15 @@ class Message(BaseModel):
     context: list[str] = Field(default_factory=list)
     buttons: list[Button] = Field(default_factory=list)
 
+    def plain_text(self) -> str:
+        """Everything a reader needs, as plain text: for a terminal, a notification's preview, or
+        a client that shows no rich layout."""
+        parts = [self.header or "", self.text or ""]
+        parts += [f"{f.label}: {f.value}" for f in self.fields]
+        parts += [f"[{self.image.alt}]"] if self.image is not None else []
+        parts += self.context
+        return "\n".join(p for p in parts if p)
+
 
 class Visibility(StrEnum):
     EPHEMERAL = "ephemeral"  # only the person who asked sees it

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.messages import Message
+from bot.store.db import insert_for
 from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,8 @@ def enqueue_many(session: Session, posts: Sequence[Queued], now: datetime) -> in
         }
         for post in posts
     ]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(Outbox)
+        insert_for(session, Outbox)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         # rowcount after ON CONFLICT is not dependable across drivers; returned ids are.

@@ -21,17 +21,20 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
-from bot.llm import Classifier, OfflineClassifier
+from bot.llm import Classifier, OfflineClassifier, Summariser
+from bot.services.digest import build_digest, post_digest
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
+from bot.services.kpi import last_complete_week
 from bot.services.observations import classify_pending
 from bot.services.sla_sweep import SweepReport, sweep
 from bot.services.tips import TipService, subscriptions
-from bot.store.models import Subscription
+from bot.services.warehouse import pull_warehouse
+from bot.store.models import Outbox, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,42 @@ def run_weekly_tips(
             service = TipService(session, org, content.catalogue, content.tips, clock())
             posted += service.post_weekly(subscription, order) is not None
     return posted
+
+
+def run_weekly_digest(
+    session_factory: sessionmaker[Session],
+    clock: Callable[[], datetime],
+    content: Content | None = None,
+    summariser: Summariser | None = None,
+    warehouse: Engine | None = None,
+) -> int:
+    """Last week's digest to every subscribed channel that has not had it; returns how many.
+
+    The warehouse's figures for the week are pulled first (a failing query is logged, and the
+    digest goes out without it). A week whose digest every channel has is not built again, so a
+    catch-up after a restart costs nothing and asks OpenAI nothing.
+    """
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            return 0
+        week = last_complete_week(clock(), ZoneInfo(org.time_zone))
+        channels = subscriptions(session, org, "digest")
+        keys = [f"digest:{week}:{c.platform}:{c.channel_ref}" for c in channels]
+        done = set(session.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(keys))))
+    if not channels or done == set(keys):
+        return 0
+    if warehouse is not None:
+        pull_warehouse(session_factory, warehouse, week, clock)
+    content = content or default_content()
+    with session_factory.begin() as session:
+        org = current_org(session)
+        if org is None:
+            return 0
+        digest = build_digest(
+            session, org, week, catalogue=content.catalogue, tips=content.tips, now=clock(), summariser=summariser
+        )
+        return post_digest(session, org, digest, content.catalogue, clock())
 
 
 def due_this_week(trigger: CronTrigger, now: datetime, zone: ZoneInfo) -> bool:
@@ -160,6 +199,9 @@ def build_scheduler(
     tip_order: str = "auto",
     content: Content | None = None,
     classifier: Classifier | None = None,
+    digest_schedule: str = "0 9 * * mon",
+    summariser: Summariser | None = None,
+    warehouse: Engine | None = None,
 ) -> tuple[BaseScheduler, Leadership]:
     """The jobs, each under an explicit id, in the org's time zone, with minutes of misfire grace.
 
@@ -207,4 +249,13 @@ def build_scheduler(
     )
     if due_this_week(tips_trigger, clock(), ZoneInfo(time_zone)):
         scheduler.add_job(weekly_tips, id="weekly_tips_catch_up", name="Catch up this week's tip")
+    digest_trigger = CronTrigger.from_crontab(digest_schedule, timezone=time_zone)
+    weekly_digest = every(
+        "weekly_digest",
+        "Last week's CX digest",
+        digest_trigger,
+        lambda: run_weekly_digest(session_factory, clock, content, summariser, warehouse),
+    )
+    if due_this_week(digest_trigger, clock(), ZoneInfo(time_zone)):
+        scheduler.add_job(weekly_digest, id="weekly_digest_catch_up", name="Catch up last week's digest")
     return scheduler, leadership

@@ -2,7 +2,8 @@
 
 Each function returns a ``Figure``: the value, its n, a 95 % interval where one is defined (NPS
 by DOMAIN.md's adjusted Wald; shares such as CSAT, FCR and churn by Agresti–Coull; the CES mean
-by the normal approximation), and whether n is below the small-sample threshold (a figure to show with care, not to celebrate).
+by the normal approximation), and whether n is below the small-sample threshold (a figure to
+show with care, not to celebrate).
 """
 
 from __future__ import annotations
@@ -74,11 +75,6 @@ def nps_of(counts: Histogram, low_n: int = LOW_N) -> Figure:
     low = max(-100.0, 100 * (centre - Z95 * se))
     high = min(100.0, 100 * (centre + Z95 * se))
     return Figure(Metric.NPS, _round(value), n, _round(low), _round(high), n < low_n)
-
-
-def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:
-    """The share of 4s and 5s among 1–5 answers, in percent (the top-two-box variant)."""
-    return csat_of(histogram(scores), low_n)
 
 
 def csat(scores: Sequence[int], low_n: int = LOW_N) -> Figure:

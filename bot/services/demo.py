@@ -171,13 +171,13 @@ def seed_demo_answers(session: Session, org: Org, now: datetime, weeks: int = 9)
             if metric in SCALES:
                 low, high = SCALES[metric]
                 # Stages drift: some improve over the weeks, some slip, one hovers.
-                lean = (stage.position % 3 - 1) * age * 0.04
+                lean = (stage.position % 3 - 1) * age * 0.012
                 count = chance.randint(18, 90) if age else chance.randint(5, 30)
                 for i in range(count):
                     moment = start + timedelta(minutes=chance.randint(0, 7 * 24 * 60 - 1))
                     if moment > now:
                         continue
-                    score = round(low + (high - low) * min(1.0, max(0.0, chance.betavariate(5, 2) - lean)))
+                    score = round(low + (high - low) * min(1.0, max(0.0, chance.betavariate(6, 2) - lean)))
                     rows.append(
                         {
                             "org_id": org.id,

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.domain.kpi import SCALES, Metric, valid_score, value_problem
 from bot.domain.weeks import iso_week, parse_week
+from bot.store.db import insert_for
 from bot.store.models import KpiValue, Org, Stage, SurveyResponse, Touchpoint
 
 ANSWER_COLUMNS = ("answered_at", "metric", "score", "stage")
@@ -84,10 +84,6 @@ def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) 
         raise ImportFileError(reader.line_num, f"malformed CSV: {exc}") from None
 
 
-def _insert(session: Session, model: type):  # type: ignore[no-untyped-def]
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
-
-
 def _lookups(session: Session, org: Org) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
     stages = {key: id_ for id_, key in session.execute(select(Stage.id, Stage.key).where(Stage.org_id == org.id))}
     touchpoints = {
@@ -128,7 +124,9 @@ def import_answers(
     before = session.scalar(select(func.count()).select_from(SurveyResponse).where(SurveyResponse.org_id == org.id))
     for start in range(0, len(valid), BATCH):
         chunk = valid[start : start + BATCH]
-        session.execute(_insert(session, SurveyResponse).on_conflict_do_nothing(index_elements=["external_id"]), chunk)
+        session.execute(
+            insert_for(session, SurveyResponse).on_conflict_do_nothing(index_elements=["external_id"]), chunk
+        )
         if progress is not None:
             progress(len(chunk))
     after = session.scalar(select(func.count()).select_from(SurveyResponse).where(SurveyResponse.org_id == org.id))
@@ -220,7 +218,7 @@ def import_aggregates(
 def upsert_values(session: Session, rows: list[dict[str, object]]) -> None:
     """Store aggregated figures; a figure for the same metric, stage and week replaces the old."""
     for values in rows:
-        statement = _insert(session, KpiValue).values(**values)
+        statement = insert_for(session, KpiValue).values(**values)
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["org_id", "metric", "stage_id", "iso_week"],

@@ -45,7 +45,9 @@ def figure_text(catalogue: Catalogue, language: str, figure: Figure) -> str:
         return catalogue.text(language, "kpi.no_data")
     details = [f"n={figure.n}" if figure.n else catalogue.text(language, "kpi.n_unknown")]
     if figure.ci_low is not None and figure.ci_high is not None:
-        details.append(catalogue.text(language, "kpi.ci", low=f"{figure.ci_low:.1f}", high=f"{figure.ci_high:.1f}"))
+        digits = 2 if figure.metric in (Metric.CES, Metric.CHURN) else 1
+        low, high = f"{figure.ci_low:.{digits}f}", f"{figure.ci_high:.{digits}f}"
+        details.append(catalogue.text(language, "kpi.ci", low=low, high=high))
     return f"{format_value(figure.metric, figure.value)} ({', '.join(details)})"
 
 

@@ -12,11 +12,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import UserError, excerpt
@@ -30,7 +28,7 @@ from bot.llm import Classifier
 from bot.outbox import SUPERSEDED
 from bot.services.issues import Created, IssueService, ReportOutcome
 from bot.services.journey import active_stages, current_org, find_stage
-from bot.store.db import for_update
+from bot.store.db import for_update, insert_for
 from bot.store.models import (
     Identity,
     Issue,
@@ -126,7 +124,7 @@ class ObservationService:
                 raise UserError("observations.message_gone")
             validate_text(text)
             new_id = self.session.execute(
-                self._insert(Observation)
+                insert_for(self.session, Observation)
                 .values(
                     org_id=self.org.id,
                     text=text.strip(),
@@ -161,14 +159,10 @@ class ObservationService:
 
     def _seen_by(self, observation: Observation, person: Person) -> None:
         self.session.execute(
-            self._insert(ObservationSeer)
+            insert_for(self.session, ObservationSeer)
             .values(observation_id=observation.id, person_id=person.id, seen_at=self.now)
             .on_conflict_do_nothing(index_elements=["observation_id", "person_id"])
         )
-
-    def _insert(self, model: type) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
     def wrote(self, observation: Observation, person: Person) -> bool:
         """Did this person write it? For an anonymous observation the only link is its seer row

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.domain.tips import TIP_COUNT, Choice, Order, Signal, Tip, choose_tip
@@ -17,6 +16,7 @@ from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message, MessageField
 from bot.outbox import Target, enqueue
+from bot.store.db import insert_for
 from bot.store.models import (
     Issue,
     IssueEvent,
@@ -152,10 +152,9 @@ class TipService:
         platform, channel, week = subscription.platform, subscription.channel_ref, self.week()
         cycle, choice = self.next_choice(platform, channel, order_setting)
         key = f"tip:{platform}:{channel}:{week}"
-        insert = postgresql.insert if self.session.get_bind().dialect.name == "postgresql" else sqlite.insert
         # The unique (channel, week) decides between two clocks: the second insert does nothing.
         inserted = self.session.execute(
-            insert(TipPost)
+            insert_for(self.session, TipPost)
             .values(
                 platform=platform,
                 channel_ref=channel,

@@ -8,6 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, Select, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -98,3 +99,9 @@ def check_connection(engine: Engine) -> None:
         raise DatabaseError(
             f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: {reason}"
         ) from None
+
+
+def insert_for(session: Session, model: type) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both PostgreSQL and SQLite."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
