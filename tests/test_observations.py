@@ -382,6 +382,7 @@ class Stub:
 
     def __init__(self) -> None:
         self.mode = "good"
+        self.text: str | None = None  # when set, the answer's content (a summary's plain text)
         self.requests: list[dict[str, Any]] = []
         stub = self
 
@@ -410,6 +411,8 @@ class Stub:
                     "slow": json.dumps({"stage": None, "touchpoint": None, "sentiment": "neutral", "themes": []}),
                     "unknown": json.dumps({"stage": "moon", "touchpoint": None, "sentiment": "neutral", "themes": []}),
                 }.get(stub.mode)
+                if stub.text is not None:
+                    content = stub.text
                 message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
                 if stub.mode == "refusal":
                     message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}

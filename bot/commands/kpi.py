@@ -42,8 +42,8 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
     low_n = org_low_n(org)
     lines: list[str] = []
     for place in reports:
-        if not place.metrics:
-            continue
+        if all(m.current.value is None and m.previous.value is None for m in place.metrics):
+            continue  # targets alone are not figures
         lines.append(place.name(ctx.language))
         lines += place_lines(ctx.catalogue, ctx.language, place, low_n)
         if len(chosen) == 1:
