@@ -34,19 +34,20 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 HEADER = "answered_at,metric,score,stage,touchpoint,id\n"
 
 
-def answers_csv(rows: list[tuple[str, str, int, str, str]]) -> bytes:
+def answers_csv(rows: list[tuple[str, str, int, str, str]], prefix: str = "r") -> bytes:
     lines = [
-        f"{at},{metric},{score},{stage},{touchpoint},r{i}"
+        f"{at},{metric},{score},{stage},{touchpoint},{prefix}{i}"
         for i, (at, metric, score, stage, touchpoint) in enumerate(rows)
     ]
     return (HEADER + "\n".join(lines) + "\n").encode()
 
 
-def import_rows(loaded: sessionmaker[Session], rows: list[tuple[str, str, int, str, str]]) -> None:
+def import_rows(loaded: sessionmaker[Session], rows: list[tuple[str, str, int, str, str]], prefix: str = "r") -> None:
+    """Import answers; ids are the prefix and the row's number, so a second batch needs its own prefix."""
     with loaded.begin() as session:
         org = current_org(session)
         assert org is not None
-        result = import_answers(session, org, answers_csv(rows), "test.csv")
+        result = import_answers(session, org, answers_csv(rows, prefix), "test.csv")
         assert not result.errors, result.errors
 
 

@@ -91,7 +91,7 @@ def register(registry: Registry) -> None:
         verb = verb.casefold()
         if not verb or verb in ("details", "detaljer"):
             issue = issues.get_issue(number)
-            return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org))
+            return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org, ctx.now))
         if verb in ("ack", "acknowledge", "kvittera"):
             issue = issues.change(number, person, IssueAction.ACKNOWLEDGE)
             return Reply(Message(text=ctx.t("issues.acknowledged", number=issue.id)))
@@ -120,7 +120,7 @@ def register(registry: Registry) -> None:
         issues = service(ctx)
         if verb == "details":
             issue = issues.get_issue(number)
-            return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org))
+            return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org, ctx.now))
         if verb == "ack":
             issues.change(number, person, IssueAction.ACKNOWLEDGE)
             return Reply(Message(text=ctx.t("issues.acknowledged", number=number)))

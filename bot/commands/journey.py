@@ -5,9 +5,8 @@ from __future__ import annotations
 from bot.app import Context, Registry, UserError, excerpt
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services.journey import active_stages, find_stage
+from bot.services.kpi_views import METRIC_LABELS
 from bot.store.models import Stage, Touchpoint
-
-METRIC_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "fcr": "FCR", "churn": "Churn", "aht": "AHT"}
 
 
 def owner_text(ctx: Context, touchpoint: Touchpoint) -> str:

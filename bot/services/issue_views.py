@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from bot.domain.issues import ROOT_CAUSES, IssueStatus, defuse_mentions
 from bot.i18n import Catalogue
 from bot.messages import Button, Message, MessageField
-from bot.store.models import Issue, IssueEvent, KpiTarget, Org, Person
-
-METRIC_LABELS = {"nps": "NPS", "csat": "CSAT", "ces": "CES", "fcr": "FCR", "churn": "Churn", "aht": "AHT"}
+from bot.services.kpi import MetricReport, last_complete_week, stage_reports
+from bot.services.kpi_views import METRIC_LABELS, format_value
+from bot.store.models import Issue, IssueEvent, Org, Person
 
 
 def local_time(moment: datetime, zone: str) -> str:
@@ -62,10 +62,11 @@ class RoutedFacts:
 
     reporter: str | None  # None: anonymous
     open_in_stage: int
-    targets: str
+    week: str  # the last complete week, whose figures are shown
+    kpis: tuple[MetricReport, ...]  # the stage's targeted or measured metrics that week
 
 
-def routed_facts(session: Session, issue: Issue) -> RoutedFacts:
+def routed_facts(session: Session, issue: Issue, now: datetime) -> RoutedFacts:
     reporter = None
     if not issue.anonymous:
         event = session.scalar(select(IssueEvent).where(IssueEvent.issue_id == issue.id, IssueEvent.kind == "reported"))
@@ -75,16 +76,30 @@ def routed_facts(session: Session, issue: Issue) -> RoutedFacts:
         .select_from(Issue)
         .where(Issue.stage_id == issue.stage_id, Issue.status != IssueStatus.RESOLVED)
     )
-    targets = session.scalars(select(KpiTarget).where(KpiTarget.stage_id == issue.stage_id).order_by(KpiTarget.metric))
-    target_text = ", ".join(f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in targets)
-    return RoutedFacts(reporter, open_count or 0, target_text)
+    org = session.get(Org, issue.org_id)
+    assert org is not None  # an issue belongs to an org (a foreign key)
+    week = last_complete_week(now, ZoneInfo(org.time_zone))
+    reports = stage_reports(session, org, week, stages=[issue.stage])
+    return RoutedFacts(reporter, open_count or 0, week, tuple(reports[0].metrics) if reports else ())
 
 
 def stage_context(catalogue: Catalogue, language: str, facts: RoutedFacts) -> str:
-    """Why it matters: the stage's open issues and its KPI targets."""
+    """Why it matters: the stage's open issues, and its KPIs last week beside their targets."""
     text = catalogue.text(language, "issues.stage_open", count=facts.open_in_stage)
-    if facts.targets:
-        text += " · " + catalogue.text(language, "journey.targets", targets=facts.targets)
+    if facts.kpis and all(r.current.value is None for r in facts.kpis):  # no figures yet: the targets
+        targets = ", ".join(
+            f"{METRIC_LABELS[r.metric]} {format_value(r.metric, r.target)}" for r in facts.kpis if r.target is not None
+        )
+        return text + " · " + catalogue.text(language, "journey.targets", targets=targets)
+    figures = []
+    for report in facts.kpis:
+        details = [f"n={report.current.n}"] if report.current.value is not None and report.current.n else []
+        if report.target is not None:
+            details.append(catalogue.text(language, "kpi.target", target=format_value(report.metric, report.target)))
+        figure = f"{METRIC_LABELS[report.metric]} {format_value(report.metric, report.current.value)}"
+        figures.append(f"{figure} ({', '.join(details)})" if details else figure)
+    if figures:
+        text += " · " + catalogue.text(language, "issues.stage_kpis", week=facts.week, figures=", ".join(figures))
     return text
 
 
@@ -182,8 +197,10 @@ def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org
     return f"{local_time(event.at, org.time_zone)}  {text}"
 
 
-def detail_message(session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org) -> Message:
-    routed = routed_message(catalogue, language, issue, org, routed_facts(session, issue))
+def detail_message(
+    session: Session, catalogue: Catalogue, language: str, issue: Issue, org: Org, now: datetime
+) -> Message:
+    routed = routed_message(catalogue, language, issue, org, routed_facts(session, issue, now))
     events = session.scalars(select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id))
     timeline = "\n".join(_event_line(catalogue, language, e, org) for e in events)
     return routed.model_copy(

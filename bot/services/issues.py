@@ -363,7 +363,7 @@ class IssueService:
 
     def routed_composer(self, issue: Issue) -> Callable[[str], Message]:
         """The routed message in any language, from facts read once."""
-        facts = views.routed_facts(self.session, issue)
+        facts = views.routed_facts(self.session, issue, self.now)
         return lambda language: views.routed_message(self.catalogue, language, issue, self.org, facts)
 
     def fallback_people(self) -> list[Person]:

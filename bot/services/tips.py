@@ -16,6 +16,7 @@ from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message, MessageField
 from bot.outbox import Target, enqueue
+from bot.services.kpi import falling_stages
 from bot.store.db import insert_for
 from bot.store.models import (
     Issue,
@@ -84,7 +85,8 @@ class TipService:
         )
         if missed:
             found.append(Signal.MISSED_ACKNOWLEDGEMENTS)
-        # FALLING_KPI joins here when stage KPIs are stored (the KPI and digest capability).
+        if falling_stages(self.session, self.org, self.now):
+            found.append(Signal.FALLING_KPI)
         reported = self.session.scalar(
             select(func.count()).select_from(Issue).where(Issue.org_id == self.org.id, Issue.reported_at >= since)
         )
