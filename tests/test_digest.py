@@ -286,6 +286,9 @@ def test_the_digest_has_every_section_with_data(app: CxApp, loaded: sessionmaker
     digest = digest_for(loaded, "2026-W48", now=clock.now)
     data = digest.as_json()
     assert data["schema"] == "cxbot.digest/1" and data["week"] == "2026-W48" and data["empty"] is False
+    # Only what was measured: no stage without figures, no target without a figure.
+    assert list(data["kpis"]) == ["loyalty"]  # type: ignore[arg-type]
+    assert list(data["kpis"]["loyalty"]["metrics"]) == ["nps"]  # type: ignore[index]
     loyalty_nps = data["kpis"]["loyalty"]["metrics"]["nps"]  # type: ignore[index]
     assert loyalty_nps == {
         "value": -40.0,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -432,7 +432,7 @@ def build_digest(
         ends=end.astimezone(zone),
         language=org.language,
         low_n=low_n,
-        kpis=[s for s in kpis if s.metrics],
+        kpis=[measured for stage in kpis if (measured := _measured(stage)).metrics],
         trend_weeks=weeks,
         trend={k: v for k, v in trend.items() if v},
         stage_names={s.key: (s.name_sv, s.name_en) for s in stages},
@@ -445,6 +445,13 @@ def build_digest(
         tip=tip_of_week(session, tips_service, week, tips),
         we_did=we_did(session, org, start, end),
     )
+
+
+def _measured(stage: PlaceReport) -> PlaceReport:
+    """A stage with only the metrics that have a figure this week or the week before: a target
+    with no figures is not news, and a stage without any is left out."""
+    metrics = [m for m in stage.metrics if m.current.value is not None or m.previous.value is not None]
+    return replace(stage, metrics=metrics)
 
 
 # --- rendering -----------------------------------------------------------------------------
