@@ -145,14 +145,22 @@ def test_the_clock_jobs_are_configured_explicitly(
 ) -> None:
     scheduler, leadership = build_scheduler(engine, session_factory, clock, "Europe/Stockholm", blocking=False)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    # Tuesday: this week's Monday 09:00 has passed, so the tip is caught up at start.
-    assert set(jobs) == {"sla_sweep", "classify_observations", "weekly_tips", "weekly_tips_catch_up"}
-    for job_id in ("sla_sweep", "classify_observations", "weekly_tips"):
+    # Tuesday: this week's Monday 09:00 has passed, so the tip and the digest are caught up at start.
+    assert set(jobs) == {
+        "sla_sweep",
+        "classify_observations",
+        "weekly_tips",
+        "weekly_tips_catch_up",
+        "weekly_digest",
+        "weekly_digest_catch_up",
+    }
+    for job_id in ("sla_sweep", "classify_observations", "weekly_tips", "weekly_digest"):
         job = jobs[job_id]
         assert (job.misfire_grace_time, job.coalesce, job.max_instances) == (MISFIRE_GRACE_SECONDS, True, 1)
         assert str(job.trigger.timezone) == "Europe/Stockholm"
     assert isinstance(jobs["sla_sweep"].trigger, IntervalTrigger)
     assert isinstance(jobs["weekly_tips"].trigger, CronTrigger)
+    assert isinstance(jobs["weekly_digest"].trigger, CronTrigger)
     assert str(scheduler.timezone) == "Europe/Stockholm"
     try:
         assert leadership.lead() is True
