@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.content import Content, default_content
 from bot.domain.issues import defuse_mentions
 from bot.domain.tips import Tip
+from bot.forms import Form, FormRequest, FormSubmission
 from bot.i18n import Catalogue
 from bot.llm import Classifier, OfflineClassifier
 from bot.messages import CaptureRequest, Click, Invocation, Message, Reaction, Reply, ThreadReply
+from bot.services.inbound import first_delivery
 from bot.services.journey import current_org
 from bot.store.models import Identity, Org, Person
 
@@ -108,6 +110,8 @@ class Command:
 ReactionHandler = Callable[[Context, Reaction], "Reply | None"]
 ReplyHandler = Callable[[Context, ThreadReply], "Reply | None"]
 CaptureHandler = Callable[[Context, CaptureRequest], Reply]
+FormBuilder = Callable[[Context, list[str]], "Form | Reply"]
+FormHandler = Callable[[Context, list[str], dict[str, str]], Reply]
 
 
 @dataclass
@@ -118,6 +122,15 @@ class Registry:
     reactions: list[ReactionHandler] = field(default_factory=list)
     replies: list[ReplyHandler] = field(default_factory=list)
     capture: CaptureHandler | None = None
+    # Forms by id prefix ("report", "resolve"): how to build one, and what its submission does.
+    forms: dict[str, tuple[FormBuilder, FormHandler]] = field(default_factory=dict)
+
+    def form(self, prefix: str, build: FormBuilder) -> Callable[[FormHandler], FormHandler]:
+        def decorate(handler: FormHandler) -> FormHandler:
+            self.forms[prefix] = (build, handler)
+            return handler
+
+        return decorate
 
     def command(self, name: str, usage: str, *aliases: str) -> Callable[[CommandHandler], CommandHandler]:
         def decorate(handler: CommandHandler) -> CommandHandler:
@@ -216,6 +229,7 @@ class CxApp:
             reaction.channel_id,
             f"reaction {excerpt(reaction.emoji, 16)}",
             lambda ctx: self._route_reaction(ctx, reaction),
+            reaction.delivery_id,
         )
 
     def replied(self, reply: ThreadReply) -> Reply | None:
@@ -226,13 +240,49 @@ class CxApp:
             reply.channel_id,
             "thread reply",
             lambda ctx: self._route_reply(ctx, reply),
+            reply.delivery_id,
+        )
+
+    def form(self, request: FormRequest) -> Form | Reply:
+        """The form to show for a command without text or a button that needs details; a Reply
+        when there is none to show (not allowed, no journey…)."""
+        shown: list[Form] = []
+
+        def build(ctx: Context) -> Reply:
+            parts = request.form_id.split(":")
+            handlers = self.registry.forms.get(parts[0])
+            if handlers is None:
+                raise UserError("common.unknown_action")
+            result = handlers[0](ctx, parts[1:])
+            if isinstance(result, Reply):
+                return result
+            shown.append(result)
+            return Reply(Message())
+
+        reply = self._run(request.platform, request.user_id, request.channel_id, f"form {request.form_id}", build)
+        return shown[0] if shown else reply
+
+    def submit(self, submission: FormSubmission) -> Reply:
+        def handle(ctx: Context) -> Reply:
+            parts = submission.form_id.split(":")
+            handlers = self.registry.forms.get(parts[0])
+            if handlers is None:
+                raise UserError("common.unknown_action")
+            longest = max((len(v) for v in submission.values.values()), default=0)
+            if longest > MAX_INPUT_CHARS:
+                raise UserError("common.too_long", length=longest, limit=MAX_INPUT_CHARS)
+            values = {k: v.strip() for k, v in submission.values.items()}
+            return handlers[1](ctx, parts[1:], values)
+
+        return self._run(
+            submission.platform, submission.user_id, submission.channel_id, f"submit {submission.form_id}", handle
         )
 
     # --- override hooks ----------------------------------------------------------------
 
     def on_user_error(self, ctx: Context, error: UserError, what: str) -> Reply:
         log.info("refused %s from %s user %s: %s", what, ctx.platform, ctx.user_id, error.key)
-        return Reply(Message(text=ctx.t(error.key, **error.values)))
+        return Reply(Message(text=ctx.t(error.key, **error.values)), refused=True)
 
     def on_error(self, ctx: Context, error: Exception, what: str) -> Reply:
         log.exception("%s from %s user %s failed", what, ctx.platform, ctx.user_id, exc_info=error)
@@ -317,12 +367,23 @@ class CxApp:
         )
 
     def _run_quiet(
-        self, platform: str, user_id: str, channel_id: str, what: str, handle: Callable[[Context], Reply | None]
+        self,
+        platform: str,
+        user_id: str,
+        channel_id: str,
+        what: str,
+        handle: Callable[[Context], Reply | None],
+        delivery_id: str | None = None,
     ) -> Reply | None:
-        """Like _run, for events that usually need no answer."""
+        """Like _run, for events that usually need no answer. An event the platform delivers
+        again (same ``delivery_id``) is recorded with the first delivery's effect and skipped."""
         answer: list[Reply | None] = []
 
         def capture(ctx: Context) -> Reply:
+            if delivery_id is not None and not first_delivery(ctx.session, platform, delivery_id, ctx.now):
+                log.info("%s: %s event %s delivered again; ignored", what, platform, excerpt(delivery_id, 64))
+                answer.append(None)
+                return Reply(Message())
             answer.append(handle(ctx))
             return Reply(Message())
 

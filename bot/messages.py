@@ -69,6 +69,8 @@ class Visibility(StrEnum):
 class Reply:
     message: Message
     visibility: Visibility = Visibility.EPHEMERAL
+    # The core said no (bad input, no permission): a platform may show it beside the form.
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Reaction:
     message_text: str | None = None
     message_author: str | None = None  # the author's user id on the platform
     message_link: str | None = None
+    delivery_id: str | None = None  # the platform's event id: a redelivery of it changes nothing
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class ThreadReply:
     channel_id: str
     parent_ref: str
     reply_ref: str
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.content import Content, default_content
 from bot.llm import Classifier, OfflineClassifier, Summariser
 from bot.services.digest import build_digest, post_digest
+from bot.services.inbound import forget_old
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
 from bot.services.kpi import last_complete_week
@@ -51,6 +52,7 @@ def run_sla_sweep(
         org = current_org(session)
         if org is None:
             return None
+        forget_old(session, clock())  # the dedupe records of platform events nobody will resend
         return sweep(IssueService(session, org, (content or default_content()).catalogue, clock()))
 
 

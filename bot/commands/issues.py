@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
-from bot.domain.issues import IssueAction, parse_report
+from bot.domain.issues import ROOT_CAUSES, IssueAction, ReportRequest, parse_report
+from bot.domain.journey_map import Severity
+from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services import issue_views as views
 from bot.services.issues import ChooseTouchpoint, Created, IssueService, Joined, MaybeDuplicate, ReportOutcome
@@ -67,7 +69,92 @@ def parse_number(text: str) -> int:
     return int(cleaned)
 
 
+def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
+    """The report modal: the touchpoint grouped by stage, what happened, severity, impact, anonymous."""
+    ctx.require_person()
+    issues = service(ctx)
+    groups: dict[int, list[Choice]] = {}
+    names: dict[int, str] = {}
+    for touchpoint in issues.touchpoints():
+        groups.setdefault(touchpoint.stage_id, []).append(Choice(touchpoint.key, touchpoint.name(ctx.language)))
+        names[touchpoint.stage_id] = touchpoint.stage.name(ctx.language)
+    severities = ChoiceGroup("", tuple(Choice(s.value, ctx.t(f"issues.severity.{s.value}")) for s in Severity))
+    return Form(
+        "report",
+        ctx.t("forms.report.title"),
+        ctx.t("forms.report.submit"),
+        (
+            FormField(
+                "touchpoint",
+                ctx.t("forms.report.touchpoint"),
+                "select",
+                groups=tuple(ChoiceGroup(names[k], tuple(v)) for k, v in groups.items()),
+            ),
+            FormField("description", ctx.t("forms.report.description"), "multiline", max_length=3000),
+            FormField(
+                "severity",
+                ctx.t("forms.report.severity"),
+                "select",
+                groups=(severities,),
+                initial=Severity.NORMAL.value,
+            ),
+            FormField("impact", ctx.t("forms.report.impact"), "text", required=False, max_length=1000),
+            FormField("anonymous", ctx.t("forms.report.anonymous"), "checkbox", required=False),
+        ),
+        intro=ctx.t("forms.report.intro"),
+    )
+
+
+def resolve_form(ctx: Context, parts: list[str]) -> Form | Reply:
+    number = parse_number(parts[0] if parts else "")
+    person = ctx.require_person()
+    issues = service(ctx)
+    issue = issues.get_issue(number)
+    if not issues.may_manage(issue, person):
+        raise UserError("issues.not_allowed", number=number)
+    causes = ChoiceGroup("", tuple(Choice(c, ctx.t(f"issues.cause.{c}")) for c in ROOT_CAUSES))
+    return Form(
+        f"resolve:{number}",
+        ctx.t("forms.resolve.title", number=number),
+        ctx.t("forms.resolve.submit"),
+        (
+            FormField("cause", ctx.t("forms.resolve.cause"), "select", groups=(causes,)),
+            FormField("action", ctx.t("forms.resolve.action"), "multiline", max_length=2000),
+        ),
+        intro=f"#{number}: {excerpt(issue.description, 200)}",
+    )
+
+
 def register(registry: Registry) -> None:
+    @registry.form("report", report_form)
+    def submit_report(ctx: Context, parts: list[str], values: dict[str, str]) -> Reply:
+        reporter = ctx.require_person()
+        try:
+            severity = Severity(values.get("severity") or Severity.NORMAL.value)
+        except ValueError:
+            raise UserError("common.unknown_action") from None
+        request = ReportRequest(
+            None,
+            values.get("description", ""),
+            severity,
+            values.get("anonymous") == "true",
+            values.get("impact") or None,
+        )
+        touchpoint = values.get("touchpoint") or ""
+        issues = service(ctx)
+        if issues.touchpoint_by_key(touchpoint) is None:
+            raise UserError("issues.unknown_touchpoint", text=excerpt(touchpoint) or "–", closest="–")
+        return outcome_reply(ctx, issues.report(reporter, request, ctx.platform, touchpoint_key=touchpoint))
+
+    @registry.form("resolve", resolve_form)
+    def submit_resolve(ctx: Context, parts: list[str], values: dict[str, str]) -> Reply:
+        number = parse_number(parts[0] if parts else "")
+        person = ctx.require_person()
+        service(ctx).change(
+            number, person, IssueAction.RESOLVE, cause=values.get("cause", ""), action_taken=values.get("action", "")
+        )
+        return Reply(Message(text=ctx.t("issues.resolved", number=number)))
+
     @registry.command("report", "report [severity] [anonymous] <touchpoint>: <what happened>", "rapportera")
     def report(ctx: Context, rest: str) -> Reply:
         reporter = ctx.require_person()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,18 +56,19 @@ class ImportFileError(Exception):
 
 def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Decode and split a CSV file: (line number, row) pairs, or ImportFileError."""
-    header, records = _read_records(raw, required, optional)
+    header, records = _open_csv(raw, required, optional)
     return [
         (line, {"__error__": values} if isinstance(values, str) else dict(zip(header, values, strict=True)))
         for line, values in records
     ]
 
 
-def _read_records(
-    raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]
-) -> tuple[list[str], list[tuple[int, list[str] | str]]]:
-    """The header, and per non-blank row its line and stripped values (or why it has the wrong
-    number of fields); ImportFileError when the file as a whole cannot be read."""
+Record = tuple[int, list[str] | str]  # a row's line and its stripped values, or why it has the wrong number of fields
+
+
+def _open_csv(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[str], Iterator[Record]]:
+    """The header, and the non-blank rows as they are read; ImportFileError when the file as a
+    whole cannot be read (raised by the iterator for a malformed row further down)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -77,24 +78,29 @@ def _read_records(
     reader = csv.reader(io.StringIO(text), strict=True)
     try:
         header = [h.strip().casefold() for h in next(reader)]
-        missing = [c for c in required if c not in header]
-        unknown = [c for c in header if c not in required and c not in optional]
-        if missing or unknown:
-            expected = ",".join(required) + "".join(f"[,{c}]" for c in optional)
-            problems = [f"missing {', '.join(missing)}"] if missing else []
-            problems += [f"unknown {', '.join(unknown)}"] if unknown else []
-            raise ImportFileError(1, f"wrong columns ({'; '.join(problems)}); expected {expected}")
-        records: list[tuple[int, list[str] | str]] = []
-        append, width = records.append, len(header)
+    except csv.Error as exc:
+        raise ImportFileError(reader.line_num, f"malformed CSV: {exc}") from None
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in required and c not in optional]
+    if missing or unknown:
+        expected = ",".join(required) + "".join(f"[,{c}]" for c in optional)
+        problems = [f"missing {', '.join(missing)}"] if missing else []
+        problems += [f"unknown {', '.join(unknown)}"] if unknown else []
+        raise ImportFileError(1, f"wrong columns ({'; '.join(problems)}); expected {expected}")
+    return header, _records(reader, len(header))
+
+
+def _records(reader: Any, width: int) -> Iterator[Record]:
+    # One row at a time: a million rows kept as lists would keep the garbage collector busy.
+    try:
         for values in reader:
             stripped = [v.strip() for v in values]
             if not any(stripped):
                 continue
             if len(stripped) != width:
-                append((reader.line_num, f"{len(values)} fields; the header has {width}"))
+                yield reader.line_num, f"{len(values)} fields; the header has {width}"
                 continue
-            append((reader.line_num, stripped))
-        return header, records
+            yield reader.line_num, stripped
     except csv.Error as exc:
         raise ImportFileError(reader.line_num, f"malformed CSV: {exc}") from None
 
@@ -110,8 +116,8 @@ def _lookups(session: Session, org: Org) -> tuple[dict[str, int], dict[str, tupl
     return stages, touchpoints
 
 
-# A valid answer on its way to the table: metric, score, stage, touchpoint, answered_at (aware,
-# UTC), ISO week, external id.
+# A valid answer on its way to the table: metric, score, stage, touchpoint, answered_at (naive
+# UTC, as UTCDateTime stores it), ISO week in the org's zone, external id.
 Answer = tuple[str, int, int, int | None, datetime, str, str]
 _METRICS = {m.value: m for m in Metric}
 
@@ -127,10 +133,10 @@ def import_answers(
 ) -> ImportResult:
     """``answered_at,metric,score,stage[,touchpoint][,id]``; answered_at without an offset is
     in the org's time zone."""
-    header, records = _read_records(raw, ANSWER_COLUMNS, ANSWER_OPTIONAL)
+    header, records = _open_csv(raw, ANSWER_COLUMNS, ANSWER_OPTIONAL)
     stages, touchpoints = _lookups(session, org)
-    result = ImportResult(rows=len(records))
-    valid, result.errors = _valid_answers(header, records, stages, touchpoints, ZoneInfo(org.time_zone))
+    result = ImportResult()
+    valid, result.errors, result.rows = _valid_answers(header, records, stages, touchpoints, ZoneInfo(org.time_zone))
     if result.errors and not skip_invalid:
         result.refused = True
         return result
@@ -141,12 +147,13 @@ def import_answers(
 
 def _valid_answers(
     header: list[str],
-    records: list[tuple[int, list[str] | str]],
+    records: Iterator[Record],
     stages: dict[str, int],
     touchpoints: dict[str, tuple[int, int]],
     zone: ZoneInfo,
-) -> tuple[list[Answer], list[RowError]]:
-    """Check every row; the valid ones as Answer tuples, the others as errors with their line.
+) -> tuple[list[Answer], list[RowError], int]:
+    """Check every row; the valid ones as Answer tuples, the others as errors with their line,
+    and how many rows there were.
 
     One loop over the rows with the columns by position: a million answers are checked in a few
     seconds. The checks, their order and their messages are those of a row at a time."""
@@ -157,7 +164,10 @@ def _valid_answers(
     errors: list[RowError] = []
     add, fail = valid.append, errors.append
     parse, utc, sha256, metrics, scales = datetime.fromisoformat, UTC, hashlib.sha256, _METRICS, SCALES
+    offset, weeks = zone.utcoffset, {}
+    rows = 0
     for line, row in records:
+        rows += 1
         if isinstance(row, str):
             fail(RowError(line, row))
             continue
@@ -167,8 +177,6 @@ def _valid_answers(
         except ValueError:
             fail(RowError(line, f"answered_at {text!r} is not an ISO 8601 time"))
             continue
-        if answered.tzinfo is None:
-            answered = answered.replace(tzinfo=zone)
         metric = metrics.get(row[metric_].casefold())
         if metric is None:
             fail(RowError(line, f"unknown metric {row[metric_]!r}; answers are nps, csat or ces"))
@@ -201,15 +209,26 @@ def _valid_answers(
                 fail(RowError(line, f"touchpoint {touchpoint!r} is not in stage {stage!r}"))
                 continue
             touchpoint_id = found[0]
-        at = answered.astimezone(utc)
+        if answered.tzinfo is None:
+            # A time in the org's zone: the same instant and ISO week as answered.replace(tzinfo=zone)
+            # would give, for a fraction of the cost (the week is that of the date as written).
+            at = answered - offset(answered)
+            day = answered.date()
+            week = weeks.get(day)
+            if week is None:
+                year, number, _ = day.isocalendar()
+                week = weeks[day] = f"{year}-W{number:02d}"
+        else:
+            at = answered.astimezone(utc).replace(tzinfo=None)
+            week = iso_week(answered, zone)
         identity = row[id_] if id_ is not None else ""
         if identity:
             external = f"id:{identity}"[:128]
         else:
-            canonical = "|".join((at.isoformat(), metric.value, str(score), stage, touchpoint))
+            canonical = "|".join((at.isoformat() + "+00:00", metric.value, str(score), stage, touchpoint))
             external = "sha:" + sha256(canonical.encode()).hexdigest()
-        add((metric.value, score, stage_id, touchpoint_id, at, iso_week(answered, zone), external))
-    return valid, errors
+        add((metric.value, score, stage_id, touchpoint_id, at, week, external))
+    return valid, errors, rows
 
 
 COLUMNS = ("org_id", "metric", "score", "stage_id", "touchpoint_id", "answered_at", "iso_week", "source", "external_id")
@@ -232,7 +251,8 @@ def _store_answers(
     if connection.dialect.name == "sqlite":
         compiled = statement.compile(dialect=connection.dialect, column_keys=list(COLUMNS))
         assert compiled.positiontup == list(COLUMNS), compiled.positiontup
-        to_text = SurveyResponse.__table__.c.answered_at.type.dialect_impl(connection.dialect).bind_processor(
+        # UTCDateTime's own storage: its impl's format for the naive UTC time it would pass on.
+        to_text = SurveyResponse.__table__.c.answered_at.type.dialect_impl(connection.dialect).impl.bind_processor(
             connection.dialect
         )
         cursor = driver.cursor()
@@ -255,7 +275,13 @@ def _store_answers(
     before = session.scalar(counted) or 0
     for start in range(0, len(answers), BATCH):
         chunk = answers[start : start + BATCH]
-        connection.execute(statement, [dict(zip(COLUMNS, (org_id, *a[:6], source, a[6]), strict=True)) for a in chunk])
+        connection.execute(
+            statement,
+            [
+                dict(zip(COLUMNS, (org_id, *a[:4], a[4].replace(tzinfo=UTC), a[5], source, a[6]), strict=True))
+                for a in chunk
+            ],
+        )
         if progress is not None:
             progress(len(chunk))
     return (session.scalar(counted) or 0) - before
@@ -281,7 +307,7 @@ def _copy_answers(
             ) as copy:
                 write = copy.write_row
                 for position, (m, s, st, tp, at, w, e) in enumerate(chunk, start):
-                    write((position, m, s, st, tp, at.replace(tzinfo=None), w, e))
+                    write((position, m, s, st, tp, at, w, e))
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
                 "SELECT %s, metric, score, stage_id, touchpoint_id, answered_at, iso_week, %s, external_id "

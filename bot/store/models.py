@@ -243,6 +243,20 @@ class Attachment(Base):
     created_at: Mapped[datetime]
 
 
+class InboundEvent(Base):
+    """A platform event already handled: Slack redelivers events it did not see acknowledged in
+    time, and the unique (platform, event id) makes the second delivery a no-op. Written in the
+    same transaction as the event's effect, so a crash mid-way leaves the event to be redone."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Outbox(Base):
     """Every outgoing post is a row first; adapters drain the rows of their platform."""
 
