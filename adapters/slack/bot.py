@@ -1,0 +1,325 @@
+"""Slack as a thin translation layer: Bolt listeners turn Slack payloads into the core's
+Invocation, Click, FormSubmission, CaptureRequest, Reaction and ThreadReply, and the core's
+Reply and Form into Block Kit. The core decides; nothing here knows what a command means.
+
+Every listener acknowledges within Slack's 3 seconds. Commands and clicks answer in the ack
+itself or right after it (the core's own slow work, classification, runs after its commit); a
+redelivered event (same ``event_id``) is recorded once by the core and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from concurrent.futures import Executor
+from typing import Any
+from urllib.parse import parse_qsl
+
+import slack_bolt.request.request as bolt_request_module
+from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_bolt.middleware.request_verification import RequestVerification
+from slack_sdk import WebClient
+from slack_sdk.signature import Clock, SignatureVerifier
+
+from adapters.slack.blocks import fallback_text, home_view, message_blocks, modal_view, submitted_values
+from bot.app import CxApp
+from bot.forms import Form, FormRequest, FormSubmission
+from bot.messages import CaptureRequest, Click, Invocation, Message, Reaction, Reply, ThreadReply, Visibility
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+CAPTURE_SHORTCUT = "cx_capture"
+FORM_CALLBACK = re.compile(r"^cx_form:")
+RESOLVE_BUTTON = re.compile(r"^issue:(\d+):resolve$")
+REPORT_WORDS = frozenset({"report", "rapportera"})
+
+
+def _fix_bolt_body_parsing() -> None:
+    """slack-bolt 1.30 reads any form body that merely contains the word "payload" as an
+    interaction payload: `/cx observe the payload page is slow` would vanish as an empty request
+    (404). Parse such a body as the plain form it is."""
+    original = bolt_request_module.parse_body
+    if getattr(original, "cxbot_fixed", False):
+        return
+
+    def parse_body(body: str, content_type: str | None) -> dict[str, Any]:
+        if body and content_type != "application/json" and not body.startswith("{") and "payload" in body:
+            form = dict(parse_qsl(body, keep_blank_values=True))
+            if "payload" not in form:
+                return form
+        return original(body, content_type)
+
+    parse_body.cxbot_fixed = True  # type: ignore[attr-defined]
+    bolt_request_module.parse_body = parse_body
+
+
+_fix_bolt_body_parsing()
+
+
+class ClockedRequestVerification(RequestVerification):
+    """Bolt's signature check with an injectable clock (Bolt's own has none), so that the
+    five-minute window for stale requests can be tested."""
+
+    def __init__(self, signing_secret: str, clock: Clock | None = None) -> None:
+        super().__init__(signing_secret)
+        self._verifier = SignatureVerifier(signing_secret=signing_secret, clock=clock or Clock())
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    return {
+        "text": fallback_text(reply.message),
+        "blocks": message_blocks(reply.message),
+        "response_type": "in_channel" if reply.visibility is Visibility.CHANNEL else "ephemeral",
+    }
+
+
+def _is_empty(reply: Reply) -> bool:
+    message = reply.message
+    return not (message.header or message.text or message.fields or message.buttons)
+
+
+class SlackBot:
+    """The Bolt app for one workspace: its listeners call the core."""
+
+    def __init__(
+        self,
+        core: CxApp,
+        client: WebClient,
+        *,
+        signing_secret: str | None = None,
+        capture_emoji: frozenset[str] = frozenset({"ear"}),
+        listener_executor: Executor | None = None,
+        verification_clock: Clock | None = None,
+    ) -> None:
+        self.core, self.client = core, client
+        self.capture_emoji = frozenset(e.strip(":") for e in capture_emoji)
+        options: dict[str, Any] = {}
+        if listener_executor is not None:
+            options["listener_executor"] = listener_executor
+        self.app = App(
+            client=client,
+            signing_secret=signing_secret or "",
+            token_verification_enabled=False,  # no auth.test at start: it runs on the first request
+            request_verification_enabled=False,  # ours below, with a clock, before authorization
+            before_authorize=ClockedRequestVerification(signing_secret, verification_clock) if signing_secret else None,
+            **options,
+        )
+        self._register()
+
+    # --- wiring -------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.command("/cx")(self.on_command)
+        app.action(re.compile(".*"))(self.on_action)
+        app.view(FORM_CALLBACK)(self.on_form_submitted)
+        app.shortcut(CAPTURE_SHORTCUT)(self.on_capture_shortcut)
+        app.event("reaction_added")(self.on_reaction)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home_opened)
+        app.error(self.on_error)
+
+    # --- slash command ------------------------------------------------------------------
+
+    def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        text = str(body.get("text", ""))
+        user, channel, team = (
+            str(body.get("user_id", "")),
+            str(body.get("channel_id", "")),
+            str(body.get("team_id", "")),
+        )
+        if text.strip().casefold() in REPORT_WORDS and body.get("trigger_id"):
+            form = self.core.form(FormRequest(PLATFORM, team, user, channel, "report"))
+            if isinstance(form, Form):
+                ack()
+                self._open_form(str(body["trigger_id"]), form, channel)
+                return
+            ack(**reply_payload(form))
+            return
+        reply = self.core.dispatch(
+            Invocation(PLATFORM, team, user, channel, text, trigger_id=str(body.get("trigger_id") or "") or None)
+        )
+        ack(**reply_payload(reply))
+
+    def _open_form(self, trigger_id: str, form: Form, channel: str) -> None:
+        self.client.views_open(trigger_id=trigger_id, view=modal_view(form, json.dumps({"channel": channel})))
+
+    # --- buttons ------------------------------------------------------------------------
+
+    def on_action(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        action = (body.get("actions") or [{}])[0]
+        action_id, value = str(action.get("action_id", "")), str(action.get("value", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        team = str((body.get("team") or {}).get("id", ""))
+        channel = str((body.get("channel") or {}).get("id", "") or (body.get("container") or {}).get("channel_id", ""))
+        resolve = RESOLVE_BUTTON.match(action_id)
+        if resolve is not None and body.get("trigger_id"):
+            form = self.core.form(FormRequest(PLATFORM, team, user, channel, f"resolve:{resolve.group(1)}"))
+            if isinstance(form, Form):
+                self._open_form(str(body["trigger_id"]), form, channel)
+                return
+            self._tell(user, channel, form, respond if body.get("response_url") else None)
+            return
+        message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
+        reply = self.core.click(
+            Click(PLATFORM, team, user, channel, action_id, value, f"{channel}:{message_ts}" if message_ts else None)
+        )
+        self._tell(user, channel, reply, respond if body.get("response_url") else None)
+
+    def _tell(self, user: str, channel: str, reply: Reply, respond: Respond | None) -> None:
+        """A reply to one person after the ack: through the response URL when there is one, else
+        as an ephemeral message in the channel, else in their DM with the app."""
+        if _is_empty(reply):
+            return
+        payload = reply_payload(reply)
+        try:
+            if respond is not None:
+                respond(replace_original=False, **payload)
+            elif channel and reply.visibility is Visibility.EPHEMERAL:
+                self.client.chat_postEphemeral(
+                    channel=channel, user=user, text=payload["text"], blocks=payload["blocks"]
+                )
+            else:
+                self.client.chat_postMessage(channel=channel or user, text=payload["text"], blocks=payload["blocks"])
+        except Exception:  # the action itself is saved; only telling the person failed
+            log.exception("slack: could not send a reply to %s", user)
+
+    # --- forms --------------------------------------------------------------------------
+
+    def on_form_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        form_id = str(view.get("callback_id", "")).removeprefix("cx_form:")
+        user = str((body.get("user") or {}).get("id", ""))
+        team = str((body.get("team") or {}).get("id", "") or (body.get("user") or {}).get("team_id", ""))
+        try:
+            channel = str(json.loads(view.get("private_metadata") or "{}").get("channel", ""))
+        except (ValueError, AttributeError):
+            channel = ""
+        values = submitted_values(view.get("state") or {})
+        reply = self.core.submit(FormSubmission(PLATFORM, team, user, channel, form_id, values))
+        if reply.refused:
+            # Shown under the form's first field; the person keeps what they typed.
+            first = next((b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"), None)
+            if first is not None:
+                ack(response_action="errors", errors={first: (reply.message.text or "")[:150]})
+                return
+        ack()
+        self._tell(user, channel, reply, None)
+
+    # --- observations from messages -----------------------------------------------------
+
+    def on_capture_shortcut(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        team = str((body.get("team") or {}).get("id", ""))
+        ts = str(message.get("ts", ""))
+        reply = self.core.capture(
+            CaptureRequest(
+                PLATFORM,
+                team,
+                user,
+                channel,
+                f"{channel}:{ts}",
+                message.get("text"),
+                message.get("user"),
+                self._permalink(channel, ts),
+            )
+        )
+        self._tell(user, channel, reply, respond if body.get("response_url") else None)
+
+    def on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if item.get("type") != "message":
+            return
+        channel, ts = str(item.get("channel", "")), str(item.get("ts", ""))
+        user, emoji = str(event.get("user", "")), str(event.get("reaction", ""))
+        text = link = None
+        if emoji in self.capture_emoji:  # only a capture needs the message itself
+            text = self._message_text(channel, ts)
+            link = self._permalink(channel, ts)
+        reply = self.core.react(
+            Reaction(
+                PLATFORM,
+                str(body.get("team_id", "")),
+                user,
+                channel,
+                f"{channel}:{ts}",
+                emoji,
+                text,
+                event.get("item_user"),
+                link,
+                delivery_id=body.get("event_id"),
+            )
+        )
+        if reply is not None:
+            self._tell(user, channel, reply, None)
+
+    def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        """Thread replies under the bot's posts count as engagement; other messages are ignored."""
+        thread, ts = event.get("thread_ts"), event.get("ts")
+        if not thread or thread == ts or event.get("subtype") or event.get("bot_id"):
+            return
+        channel = str(event.get("channel", ""))
+        self.core.replied(
+            ThreadReply(
+                PLATFORM,
+                str(body.get("team_id", "")),
+                str(event.get("user", "")),
+                channel,
+                f"{channel}:{thread}",
+                f"{channel}:{ts}",
+                delivery_id=body.get("event_id"),
+            )
+        )
+
+    def _message_text(self, channel: str, ts: str) -> str | None:
+        """The reacted-to message's text: from the channel's history, or from a thread."""
+        try:
+            found = self.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+            messages = [m for m in found.get("messages", []) if m.get("ts") == ts]
+            if not messages:
+                found = self.client.conversations_replies(channel=channel, ts=ts, limit=1)
+                messages = [m for m in found.get("messages", []) if m.get("ts") == ts]
+            return str(messages[0].get("text", "")) if messages else None
+        except Exception:  # gone, or no access: the core says so politely
+            log.warning("slack: could not read message %s in %s", ts, channel, exc_info=True)
+            return None
+
+    def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts).get("permalink") or "") or None
+        except Exception:
+            log.info("slack: no permalink for %s in %s", ts, channel)
+            return None
+
+    # --- App Home -----------------------------------------------------------------------
+
+    def on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab") != "home":
+            return
+        user, team = str(event.get("user", "")), str(body.get("team_id", ""))
+        sections: list[Message] = []
+        for text in ("issues mine", "tip"):
+            reply = self.core.dispatch(Invocation(PLATFORM, team, user, "", text))
+            sections.append(reply.message)
+        self.client.views_publish(user_id=user, view=home_view(sections))
+
+    # --- errors -------------------------------------------------------------------------
+
+    def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        log.exception(
+            "slack: a listener failed on a %s request", body.get("type") or body.get("command"), exc_info=error
+        )
+        return None
+
+
+def make_client(token: str, base_url: str | None = None, timeout: int = 10) -> WebClient:
+    """The official client; ``base_url`` (SLACK_API_BASE_URL) for GovSlack-style endpoints and tests."""
+    options: dict[str, Any] = {"token": token, "timeout": timeout}
+    if base_url:
+        options["base_url"] = base_url
+    return WebClient(**options)
