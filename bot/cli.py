@@ -196,6 +196,10 @@ def run(
     ] = None,
     no_clock: Annotated[bool, typer.Option("--no-clock", help="Do not run the scheduler in this process.")] = False,
     channel: Annotated[str, typer.Option(help="Console: the channel you type in.")] = "#cx",
+    slack_http: Annotated[
+        bool, typer.Option("--slack-http", help="Slack: serve /slack/events over HTTP instead of Socket Mode.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Slack HTTP mode: the port to listen on.", min=1, max=65535)] = 3000,
 ) -> None:
     """Run the bot: adapters and (unless --no-clock) the scheduler."""
     settings = load_settings()
@@ -208,6 +212,9 @@ def run(
             if settings.discord_token
             else AdapterName.CONSOLE
         )
+    if chosen is AdapterName.SLACK:
+        run_slack(settings, demo=demo, no_clock=no_clock, http=slack_http, port=port)
+        return
     if chosen is not AdapterName.CONSOLE:
         fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
     interactive = sys.stdin.isatty()
@@ -265,6 +272,81 @@ def run(
             scheduler.shutdown(wait=False)
             leadership.release()
     raise typer.Exit(code)
+
+
+def run_slack(settings: Settings, *, demo: bool, no_clock: bool, http: bool, port: int) -> None:
+    """Slack in Socket Mode (SLACK_APP_TOKEN) or HTTP mode (--slack-http, SLACK_SIGNING_SECRET),
+    with the outbox drained to Slack and, unless --no-clock, the scheduler in this process."""
+    import signal
+    import threading
+
+    from adapters.slack.bot import SlackBot, make_client  # composition root
+    from adapters.slack.runtime import drain_forever, serve_http, socket_mode
+    from adapters.slack.sender import SlackSender
+
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    if not token:
+        fail("SLACK_BOT_TOKEN is not set (xoxb-…; see README, Slack setup)")
+    if http and not secret:
+        fail("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
+    if not http and not app_token:
+        fail("Socket Mode needs SLACK_APP_TOKEN (xapp-…); or run with --slack-http")
+    setup_logging(settings)
+    content = read_content(settings)
+    engine, session_factory = open_database(settings)
+    try:
+        if demo:
+            load_demo(session_factory, settings, content)
+        elif settings.journey_file is not None:
+            load_journey_into(session_factory, settings, content, settings.journey_file, ())
+    except JourneyFileError as exc:
+        fail(str(exc))
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            fail("no journey map is loaded; run `cxbot journey load FILE` or set CXBOT_JOURNEY_FILE")
+        language, time_zone = org.language, org.time_zone
+    cx = CxApp(
+        session_factory,
+        content=content,
+        default_language=language,
+        tip_order=settings.tip_order,
+        classifier=classifier_from(settings),
+        capture_emoji=settings.capture_emoji_set,
+    )
+    client = make_client(token, settings.slack_api_base_url)
+    bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scheduler = leadership = None
+    if not no_clock:
+        scheduler, leadership = start_scheduler(
+            engine, session_factory, utc_now, time_zone, settings, content, blocking=False
+        )
+    server = handler = None
+    try:
+        if http:
+            server, _ = serve_http(bot, port=port)
+        else:
+            handler = socket_mode(bot, app_token or "")
+        typer.echo(
+            f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
+        )
+        drain_forever(session_factory, SlackSender(client, session_factory), utc_now, stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        if server is not None:
+            server.shutdown()
+        if handler is not None:
+            handler.close()
+        cx.close()
+        if scheduler is not None and leadership is not None:
+            scheduler.shutdown(wait=False)
+            leadership.release()
 
 
 def pick_console_person(session: Session, org_id: int, wanted: str | None) -> str:

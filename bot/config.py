@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    # Another Web API base (GovSlack-style deployments; tests point it at a loopback stub).
+    slack_api_base_url: str | None = Field(default=None, validation_alias="SLACK_API_BASE_URL")
     discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
