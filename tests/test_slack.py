@@ -98,6 +98,7 @@ def slack(core: CxApp, stub: SlackStub, signature_clock: FixedClock) -> SlackBot
         signing_secret=SECRET,
         capture_emoji=frozenset({"ear", "👂"}),
         listener_executor=InlineExecutor(),
+        work_executor=InlineExecutor(),
         verification_clock=signature_clock,  # type: ignore[arg-type]
     )
 
@@ -127,7 +128,8 @@ def command(slack: SlackBot, text: str, user: str = ANNA, channel: str = "C0NLCX
             "channel_id": channel,
             "team_id": TEAM,
             "trigger_id": "trig-1",
-            "response_url": "",
+            # The stub's response URL: a command's answer follows its ack there.
+            "response_url": slack.client.base_url.replace("/api/", "/respond/cmd"),
             **extra,
         }
     )
@@ -177,19 +179,21 @@ def issue_facts(loaded: sessionmaker[Session]) -> tuple[str, str, str, bool, str
 # --- commands ---------------------------------------------------------------------------
 
 
-def test_a_command_is_answered_in_the_ack_privately(slack: SlackBot, stub: SlackStub) -> None:
+def test_a_command_is_acknowledged_at_once_and_answered_privately(slack: SlackBot, stub: SlackStub) -> None:
     response = command(slack, "journey köp")
-    assert response.status == 200
-    body = response_json(response)
+    assert response.status == 200 and response.body == ""  # the ack: empty, at once
+    body = stub.called("response_url")[-1]
     assert body["response_type"] == "ephemeral"
     assert body["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "3. Köp", "emoji": True}}
     assert "Beställningsformulär" in texts_of(body["blocks"])
 
 
-def test_a_report_in_slack_routes_to_the_owner_team_channel(slack: SlackBot, loaded: sessionmaker[Session]) -> None:
+def test_a_report_in_slack_routes_to_the_owner_team_channel(
+    slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]
+) -> None:
     response = command(slack, "report faktura: Dubbla fakturor <!channel> till kunder i Umeå", user=LEILA)
     assert response.status == 200
-    assert "#1" in texts_of(response_json(response)["blocks"])
+    assert "#1" in texts_of(stub.called("response_url")[-1]["blocks"])
     assert issue_facts(loaded)[:2] == ("slack", "monthly-invoice")
     with loaded() as session:
         targets = {
@@ -457,8 +461,10 @@ def test_app_home_shows_my_issues_and_this_weeks_tip(slack: SlackBot, stub: Slac
 # --- HTTP mode and Socket Mode --------------------------------------------------------------
 
 
-def test_http_mode_serves_signed_requests_over_a_real_socket(slack: SlackBot, loaded: sessionmaker[Session]) -> None:
-    server, _ = serve_http(slack, host="127.0.0.1", port=0)
+def test_http_mode_serves_signed_requests_over_a_real_socket(
+    slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]
+) -> None:
+    server, _ = serve_http(slack.app, host="127.0.0.1", port=0)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
         raw = urlencode(
@@ -468,6 +474,7 @@ def test_http_mode_serves_signed_requests_over_a_real_socket(slack: SlackBot, lo
                 "user_id": LEILA,
                 "channel_id": "C1",
                 "team_id": TEAM,
+                "response_url": f"{stub.base}/respond/http",
             }
         )
 
@@ -481,7 +488,8 @@ def test_http_mode_serves_signed_requests_over_a_real_socket(slack: SlackBot, lo
                 return exc.code, exc.read().decode()
 
         status, body = post(signed(raw, "application/x-www-form-urlencoded"))
-        assert status == 200 and json.loads(body)["response_type"] == "ephemeral"
+        assert status == 200 and body == ""
+        assert stub.called("response_url")[-1]["response_type"] == "ephemeral"
         assert post(signed(raw, "application/x-www-form-urlencoded", secret="wrong"))[0] == 401
         assert count(loaded, Issue) == 1
     finally:
@@ -507,12 +515,19 @@ def test_socket_mode_envelopes_go_through_bolts_socket_path(
     envelope = SocketModeRequest(
         type="slash_commands",
         envelope_id="env-1",
-        payload={"command": "/cx", "text": "whoami", "user_id": LEILA, "channel_id": "C1", "team_id": TEAM},
+        payload={
+            "command": "/cx",
+            "text": "whoami",
+            "user_id": LEILA,
+            "channel_id": "C1",
+            "team_id": TEAM,
+            "response_url": f"{stub.base}/respond/socket",
+        },
         accepts_response_payload=True,
     )
     send_response(socket, envelope, run_bolt_app(slack.app, envelope), time.time())
-    assert socket.sent[0]["envelope_id"] == "env-1"
-    assert "Leila" in texts_of(socket.sent[0]["payload"]["blocks"])
+    assert socket.sent == [{"envelope_id": "env-1"}]  # acknowledged at once over the socket
+    assert "Leila" in texts_of(stub.called("response_url")[-1]["blocks"])
     stub.messages[("C0NLKUND006", "1700000300.000100")] = {
         "ts": "1700000300.000100",
         "text": "Chatten svarade inte",
@@ -682,3 +697,51 @@ def test_running_slack_without_tokens_says_what_is_missing(tmp_path: Any) -> Non
     )
     http = cxbot("run", "--adapter", "slack", "--slack-http", env={**env, "SLACK_BOT_TOKEN": "xoxb-1"}, cwd=tmp_path)
     assert http.stderr.strip() == "cxbot: HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack"
+
+
+def test_a_routed_issue_is_updated_in_place_when_it_changes(
+    slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    command(slack, "report faktura: Dubbla fakturor", user=LEILA)
+    sender = SlackSender(slack.client, loaded, pace=0)
+    drain(loaded, "slack", sender, clock)
+    routed = next(p for p in stub.called("chat.postMessage") if p["channel"] == "C0NLBILL004")
+    assert "issue:1:ack" in json.dumps(routed["blocks"])
+    with loaded() as session:
+        ref = session.scalar(
+            select(Outbox.platform_ref).where(Outbox.topic == "issue:1:routed", Outbox.target_ref == "C0NLBILL004")
+        )
+    assert ref is not None
+    channel, ts = ref.split(":")
+    interaction(
+        slack,
+        {
+            "type": "block_actions",
+            "user": {"id": FATIMA},
+            "channel": {"id": channel},
+            "message": {"ts": ts},
+            "actions": [{"action_id": "issue:1:ack", "value": "", "type": "button"}],
+        },
+        stub,
+    )
+    drain(loaded, "slack", sender, clock)
+    updates = [u for u in stub.called("chat.update") if u["channel"] == channel]
+    assert updates and updates[-1]["ts"] == ts
+    assert "issue:1:ack" not in json.dumps(updates[-1]["blocks"])  # acknowledged: no Acknowledge button
+
+
+def test_the_manifest_declares_what_the_adapter_uses() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from adapters.slack.bot import CAPTURE_SHORTCUT
+
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/cx"]
+    assert [s["callback_id"] for s in manifest["features"]["shortcuts"]] == [CAPTURE_SHORTCUT]
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"reaction_added", "app_home_opened", "message.channels"} <= events
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "files:write", "reactions:read", "channels:history", "im:write"} <= scopes
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True

@@ -2,9 +2,10 @@
 Invocation, Click, FormSubmission, CaptureRequest, Reaction and ThreadReply, and the core's
 Reply and Form into Block Kit. The core decides; nothing here knows what a command means.
 
-Every listener acknowledges within Slack's 3 seconds. Commands and clicks answer in the ack
-itself or right after it (the core's own slow work, classification, runs after its commit); a
-redelivered event (same ``event_id``) is recorded once by the core and changes nothing.
+Every listener acknowledges within Slack's 3 seconds: a command at once, its answer following
+through the response URL; a click at once, then the core. Forms are answered in the ack, so
+that a refusal can be shown beside the field. A redelivered event (same ``event_id``) is
+recorded once by the core and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from concurrent.futures import Executor
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -91,9 +93,15 @@ class SlackBot:
         signing_secret: str | None = None,
         capture_emoji: frozenset[str] = frozenset({"ear"}),
         listener_executor: Executor | None = None,
+        work_executor: Executor | None = None,
         verification_clock: Clock | None = None,
     ) -> None:
         self.core, self.client = core, client
+        # Commands are acknowledged at once and answered from here: a slow database never makes
+        # Slack wait, and Bolt's own listener threads stay free to acknowledge the next request.
+        self.work = work_executor or ThreadPoolExecutor(max_workers=2, thread_name_prefix="slack-work")
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self.capture_emoji = frozenset(e.strip(":") for e in capture_emoji)
         options: dict[str, Any] = {}
         if listener_executor is not None:
@@ -123,7 +131,7 @@ class SlackBot:
 
     # --- slash command ------------------------------------------------------------------
 
-    def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+    def on_command(self, ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         text = str(body.get("text", ""))
         user, channel, team = (
             str(body.get("user_id", "")),
@@ -138,10 +146,32 @@ class SlackBot:
                 return
             ack(**reply_payload(form))
             return
-        reply = self.core.dispatch(
-            Invocation(PLATFORM, team, user, channel, text, trigger_id=str(body.get("trigger_id") or "") or None)
+        ack()
+        invocation = Invocation(
+            PLATFORM, team, user, channel, text, trigger_id=str(body.get("trigger_id") or "") or None
         )
-        ack(**reply_payload(reply))
+        with self._idle:
+            self._in_flight += 1
+        self.work.submit(self._answer_command, invocation, respond if body.get("response_url") else None)
+
+    def _answer_command(self, invocation: Invocation, respond: Respond | None) -> None:
+        try:
+            reply = self.core.dispatch(invocation)  # never raises: the core answers every failure
+            self._tell(invocation.user_id, invocation.channel_id, reply, respond)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every acknowledged command has been answered (shutdown, benchmarks)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def close(self) -> None:
+        """Finish the commands being answered."""
+        if isinstance(self.work, ThreadPoolExecutor):
+            self.work.shutdown(wait=True)
 
     def _open_form(self, trigger_id: str, form: Form, channel: str) -> None:
         self.client.views_open(trigger_id=trigger_id, view=modal_view(form, json.dumps({"channel": channel})))

@@ -10,6 +10,7 @@ from datetime import datetime
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,13 +33,13 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("http: %s", format % args)
 
 
-def serve_http(bot: SlackBot, host: str = "0.0.0.0", port: int = 3000) -> tuple[WSGIServer, threading.Thread]:
+def serve_http(app: App, host: str = "0.0.0.0", port: int = 3000) -> tuple[WSGIServer, threading.Thread]:
     """Serve Bolt's WSGI app on a threaded server; returns it running (``shutdown()`` stops it).
     Requests are verified against the signing secret before anything else happens."""
     server = make_server(
         host,
         port,
-        SlackRequestHandler(bot.app, path=EVENTS_PATH),
+        SlackRequestHandler(app, path=EVENTS_PATH),
         server_class=_ThreadingWSGIServer,
         handler_class=_QuietHandler,
     )

@@ -83,7 +83,15 @@ class PlaceReport:
 class KpiBook:
     """The figures of some weeks, read in two queries (answers and aggregates)."""
 
-    def __init__(self, session: Session, org: Org, weeks: Iterable[str], low_n: int = LOW_N) -> None:
+    def __init__(
+        self,
+        session: Session,
+        org: Org,
+        weeks: Iterable[str],
+        low_n: int = LOW_N,
+        stage_ids: Sequence[int] | None = None,
+    ) -> None:
+        """``stage_ids``: read only these stages (a routed issue needs one, the digest all)."""
         self.org, self.low_n = org, low_n
         self.weeks = sorted(set(weeks))
         self._counts: dict[tuple[str, int, int | None, Metric], dict[int, int]] = defaultdict(dict)
@@ -99,7 +107,11 @@ class KpiBook:
                 SurveyResponse.score,
                 func.count(),
             )
-            .where(SurveyResponse.org_id == org.id, SurveyResponse.iso_week.in_(self.weeks))
+            .where(
+                SurveyResponse.org_id == org.id,
+                SurveyResponse.iso_week.in_(self.weeks),
+                *([SurveyResponse.stage_id.in_(stage_ids)] if stage_ids is not None else []),
+            )
             .group_by(
                 SurveyResponse.iso_week,
                 SurveyResponse.stage_id,
@@ -115,7 +127,9 @@ class KpiBook:
                 counts[score] = counts.get(score, 0) + count
         for week, stage_id, metric, value, n in session.execute(
             select(KpiValue.iso_week, KpiValue.stage_id, KpiValue.metric, KpiValue.value, KpiValue.n).where(
-                KpiValue.org_id == org.id, KpiValue.iso_week.in_(self.weeks)
+                KpiValue.org_id == org.id,
+                KpiValue.iso_week.in_(self.weeks),
+                *([KpiValue.stage_id.in_(stage_ids)] if stage_ids is not None else []),
             )
         ):
             self._aggregates[(week, stage_id, Metric(metric))] = (value, n)
@@ -175,12 +189,16 @@ def stage_reports(
     in either week or a target. Touchpoints appear where answers name them."""
     zone = ZoneInfo(org.time_zone)
     before = previous_week(week, zone)
-    book = book or KpiBook(session, org, [week, before], org_low_n(org))
+    chosen = stages is not None
     stages = list(stages) if stages is not None else active_stages(session, org)
-    targets = targets_by_stage(session, [s.id for s in stages])
+    stage_ids = [s.id for s in stages]
+    book = book or KpiBook(session, org, [week, before], org_low_n(org), stage_ids if chosen else None)
+    targets = targets_by_stage(session, stage_ids)
     touchpoints: dict[int, list[Touchpoint]] = defaultdict(list)
     for touchpoint in session.scalars(
-        select(Touchpoint).where(Touchpoint.org_id == org.id).order_by(Touchpoint.position)
+        select(Touchpoint)
+        .where(Touchpoint.org_id == org.id, *([Touchpoint.stage_id.in_(stage_ids)] if chosen else []))
+        .order_by(Touchpoint.position)
     ):
         touchpoints[touchpoint.stage_id].append(touchpoint)
     reports = []
