@@ -328,7 +328,7 @@ def run_slack(settings: Settings, *, demo: bool, no_clock: bool, http: bool, por
     server = handler = None
     try:
         if http:
-            server, _ = serve_http(bot, port=port)
+            server, _ = serve_http(bot.app, port=port)
         else:
             handler = socket_mode(bot, app_token or "")
         typer.echo(
