@@ -745,3 +745,72 @@ def test_the_manifest_declares_what_the_adapter_uses() -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"commands", "chat:write", "files:write", "reactions:read", "channels:history", "im:write"} <= scopes
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path: Any, stub: SlackStub) -> None:
+    """The composition root as a user runs it: `cxbot run --adapter slack --slack-http`, the
+    demo data, a signed /cx command over HTTP, the answer at the response URL, and the outbox
+    drained to the Slack stub."""
+    import socket
+    import subprocess
+
+    from tests.test_console import CXBOT, cli_env
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **cli_env(bare_engine, tmp_path),
+        "SLACK_BOT_TOKEN": "xoxb-e2e",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_BASE_URL": stub.api_url,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    process = subprocess.Popen(
+        [CXBOT, "run", "--adapter", "slack", "--slack-http", "--port", str(port), "--demo", "--no-clock"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.2)
+        raw = urlencode(
+            {
+                "command": "/cx",
+                "text": "whoami",
+                "user_id": LEILA,
+                "channel_id": "C1",
+                "team_id": TEAM,
+                "response_url": f"{stub.base}/respond/e2e",
+            }
+        )
+        request = signed(raw, "application/x-www-form-urlencoded")
+        http = urllib.request.Request(
+            f"http://127.0.0.1:{port}/slack/events",
+            data=raw.encode(),
+            headers={k: v[0] for k, v in request.headers.items()},
+            method="POST",
+        )
+        with urllib.request.urlopen(http, timeout=10) as answer:
+            assert answer.status == 200
+        deadline = time.time() + 20
+        while time.time() < deadline and not (stub.called("response_url") and stub.called("chat.postMessage")):
+            time.sleep(0.1)
+        assert "Leila" in texts_of(stub.called("response_url")[-1]["blocks"])
+        # The demo's journey-loaded notices and issues went out through the outbox to Slack.
+        assert stub.called("chat.postMessage"), [c["method"] for c in stub.calls]
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
