@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -218,6 +219,7 @@ def main() -> None:
     print(f"database: {args.db}; {args.requests} requests from {args.clients} clients; {os.cpu_count()} cores")
     for row in results:
         print(json.dumps(row, ensure_ascii=False))
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"cxbot throughput = {ratio:.0%} of the bare app's (target ≥ 70 %); p99 target < 100 ms")
 
 
