@@ -27,6 +27,7 @@ from adapters.slack.bot import SlackBot, make_client
 from adapters.slack.runtime import serve_http
 from adapters.slack.sender import SlackSender
 from bot.app import CxApp
+from bot.content import default_content
 from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Image, Message, MessageField
 from bot.outbox import DeliveryError, Post, Target, drain
@@ -41,6 +42,7 @@ from tests.test_issues import count, issue
 SECRET = "test-signing-secret"
 ANNA, ERIK, LEILA, FATIMA = "U0NLANNA01", "U0NLERIK02", "U0NLLEIL05", "U0NLFATI07"
 TEAM = "T0NL"
+EMPTY_REPORT = default_content().catalogue.text("sv", "issues.empty")
 
 
 class InlineExecutor(Executor):
@@ -263,14 +265,14 @@ def test_a_refused_submission_keeps_the_modal_open_with_the_reason(
     view = report_modal(stub)
     state = {
         "values": {
-            "touchpoint": {"touchpoint": {"type": "static_select", "selected_option": {"value": "no-such-place"}}},
-            "description": {"description": {"type": "plain_text_input", "value": "Något hände"}},
+            "touchpoint": {"touchpoint": {"type": "static_select", "selected_option": {"value": "chat"}}},
+            "description": {"description": {"type": "plain_text_input", "value": "   "}},
         }
     }
     answer = interaction(slack, {"type": "view_submission", "user": {"id": LEILA}, "view": {**view, "state": state}})
     body = response_json(answer)
     assert body["response_action"] == "errors"
-    assert body["errors"]["touchpoint"].startswith("Jag känner inte till någon kontaktpunkt")
+    assert body["errors"]["touchpoint"] == EMPTY_REPORT[:150]
     assert count(loaded, Issue) == 0
 
 

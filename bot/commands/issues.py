@@ -133,18 +133,20 @@ def register(registry: Registry) -> None:
             severity = Severity(values.get("severity") or Severity.NORMAL.value)
         except ValueError:
             raise UserError("common.unknown_action") from None
+        touchpoint = values.get("touchpoint") or ""
+        issues = service(ctx)
+        chosen = issues.touchpoint_by_key(touchpoint)
+        # A key from a select; or typed text (a platform whose selects cannot hold every
+        # touchpoint), matched the way `/cx report <touchpoint>: …` is.
         request = ReportRequest(
-            None,
+            None if chosen is not None else touchpoint or None,
             values.get("description", ""),
             severity,
             values.get("anonymous") == "true",
             values.get("impact") or None,
         )
-        touchpoint = values.get("touchpoint") or ""
-        issues = service(ctx)
-        if issues.touchpoint_by_key(touchpoint) is None:
-            raise UserError("issues.unknown_touchpoint", text=excerpt(touchpoint) or "–", closest="–")
-        return outcome_reply(ctx, issues.report(reporter, request, ctx.platform, touchpoint_key=touchpoint))
+        key = chosen.key if chosen is not None else None
+        return outcome_reply(ctx, issues.report(reporter, request, ctx.platform, touchpoint_key=key))
 
     @registry.form("resolve", resolve_form)
     def submit_resolve(ctx: Context, parts: list[str], values: dict[str, str]) -> Reply:
