@@ -27,6 +27,7 @@ from bot.llm import Classifier, OfflineClassifier
 from bot.messages import CaptureRequest, Click, Invocation, Message, Reaction, Reply, ThreadReply
 from bot.services.inbound import first_delivery
 from bot.services.journey import current_org
+from bot.services.suggest import suggestions
 from bot.store.models import Identity, Org, Person
 
 log = logging.getLogger(__name__)
@@ -278,6 +279,21 @@ class CxApp:
             submission.platform, submission.user_id, submission.channel_id, f"submit {submission.form_id}", handle
         )
 
+    def suggest(self, platform: str, user_id: str, command: str, current: str) -> list[tuple[str, str]]:
+        """Autocomplete for a command's argument, in the person's language; [] on any trouble
+        (a suggestion list is never worth an error)."""
+        try:
+            with self.session_factory() as session:
+                org = current_org(session)
+                if org is None:
+                    return []
+                person = person_for(session, platform, user_id)
+                language = language_for(person, org, self.default_language)
+                return suggestions(session, org, language, command, current[:100])
+        except Exception:
+            log.exception("suggestions for %s failed", command)
+            return []
+
     # --- override hooks ----------------------------------------------------------------
 
     def on_user_error(self, ctx: Context, error: UserError, what: str) -> Reply:
@@ -406,16 +422,7 @@ class CxApp:
 
     def _identify(self, ctx: Context) -> None:
         ctx.org = current_org(ctx.session)
-        # Someone removed from the journey map is archived, not deleted: they are no one here now.
-        ctx.person = ctx.session.scalar(
-            select(Person)
-            .join(Identity)
-            .where(
-                Identity.platform == ctx.platform,
-                Identity.external_user_id == ctx.user_id,
-                Person.archived_at.is_(None),
-            )
-        )
+        ctx.person = person_for(ctx.session, ctx.platform, ctx.user_id)
         ctx.language = language_for(ctx.person, ctx.org, self.default_language)
 
     def _route_command(self, ctx: Context, sub: str, rest: str, raw: str) -> Reply:
@@ -435,6 +442,16 @@ class CxApp:
         if handler is None:
             raise UserError("common.unknown_action")
         return handler(ctx, parts[1:], click.value)
+
+
+def person_for(session: Session, platform: str, user_id: str) -> Person | None:
+    """Who a platform user is. Someone removed from the journey map is archived, not deleted:
+    they are no one here now."""
+    return session.scalar(
+        select(Person)
+        .join(Identity)
+        .where(Identity.platform == platform, Identity.external_user_id == user_id, Person.archived_at.is_(None))
+    )
 
 
 def language_for(person: Person | None, org: Org | None, fallback: str) -> str:
