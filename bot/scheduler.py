@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
 from bot.llm import Classifier, OfflineClassifier, Summariser
-from bot.services.digest import build_digest, post_digest
+from bot.services.digest import build_digest, post_digest, summarise_week
 from bot.services.inbound import forget_old
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
@@ -109,14 +109,20 @@ def run_weekly_digest(
     if not channels or done == set(keys):
         return 0
     if warehouse is not None:
-        pull_warehouse(session_factory, warehouse, week, clock)
+        try:
+            pull_warehouse(session_factory, warehouse, week, clock)
+        except Exception:  # the digest goes out without the warehouse's figures
+            log.exception("clock: the warehouse queries for %s failed", week)
     content = content or default_content()
+    # OpenAI may take its time: ask it with no transaction open (on SQLite one would hold the
+    # write lock, and every command would wait).
+    summary = summarise_week(session_factory, week, org.language, summariser) if summariser is not None else None
     with session_factory.begin() as session:
         org = current_org(session)
         if org is None:
             return 0
         digest = build_digest(
-            session, org, week, catalogue=content.catalogue, tips=content.tips, now=clock(), summariser=summariser
+            session, org, week, catalogue=content.catalogue, tips=content.tips, now=clock(), summary=summary
         )
         return post_digest(session, org, digest, content.catalogue, clock())
 

@@ -93,10 +93,14 @@ class SlackStub:
         if method in ("views.open", "views.publish", "views.update"):
             view = body.get("view")
             return {"ok": True, "view": {"id": "V1", **(json.loads(view) if isinstance(view, str) else view or {})}}
-        if method in ("conversations.history", "conversations.replies"):
-            key = (str(body.get("channel")), str(body.get("latest") or body.get("ts")))
-            found = self.messages.get(key)
-            return {"ok": True, "messages": [found] if found else [], "has_more": False}
+        if method == "conversations.history":  # the channel's own messages: not those in threads
+            found = self.messages.get((str(body.get("channel")), str(body.get("latest"))))
+            in_channel = found is not None and not found.get("thread_ts")
+            return {"ok": True, "messages": [found] if in_channel else [], "has_more": False}
+        if method == "conversations.replies":  # as Slack does: the thread's parent comes first
+            found = self.messages.get((str(body.get("channel")), str(body.get("ts"))))
+            parent = {"ts": found.get("thread_ts"), "text": "the thread's first message"} if found else None
+            return {"ok": True, "messages": [m for m in (parent, found) if m], "has_more": False}
         if method == "chat.getPermalink":
             ts = str(body.get("message_ts", "")).replace(".", "")
             return {"ok": True, "permalink": f"https://nordljus.slack.com/archives/{body.get('channel')}/p{ts}"}

@@ -186,3 +186,43 @@ def test_routed_issues_show_the_stages_figures_beside_the_targets(app: CxApp, lo
         c.endswith("Förra veckan (2026-W47): NPS +40.0 (n=50, mål +40.0), Churn 1.80 % (n=5200, mål 1.50 %)")
         for c in context
     ), context
+
+
+def test_an_unreachable_warehouse_does_not_stop_the_digest(loaded: sessionmaker[Session]) -> None:
+    from datetime import UTC, datetime
+
+    from bot.content import default_content
+    from bot.scheduler import run_weekly_digest
+    from bot.services.tips import subscribe
+    from bot.store.models import Outbox
+
+    with_queries(loaded, QUERIES)
+    with loaded.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        subscribe(session, org, "console", "#cx", ("digest",), 1, NOW)
+    nowhere = warehouse_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    report = pull_warehouse(loaded, nowhere, "2026-W47", Clock())
+    assert report.stored == [] and len(report.failed) == 3  # each query says why, none raises
+    clock = Clock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    assert run_weekly_digest(loaded, clock, default_content(), warehouse=nowhere) == 1
+    assert count(loaded, Outbox, Outbox.topic == "digest:2026-W48") == 1
+
+
+def test_a_move_without_an_interval_or_n_is_not_called_a_fall(loaded: sessionmaker[Session]) -> None:
+    from bot.domain.kpi import Metric, Trend, from_aggregate, trend
+
+    assert trend(from_aggregate(Metric.AHT, 5.01, None), from_aggregate(Metric.AHT, 5.0, None)) == Trend.UNCERTAIN
+    assert trend(from_aggregate(Metric.FCR, 60.0, 4000), from_aggregate(Metric.FCR, 75.0, 4000)) == Trend.WORSE
+    with loaded.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        aggregates = b"week,metric,stage,value\n2026-W46,aht,support,5.0\n2026-W47,aht,support,6.5\n"
+        from bot.services.kpi_import import import_aggregates
+
+        import_aggregates(session, org, aggregates, "a.csv", NOW)
+    with loaded() as session:
+        org = current_org(session)
+        assert org is not None
+        signals = TipService(session, org, default_catalogue(), default_tips(), NOW).signals()
+    assert Signal.FALLING_KPI not in signals

@@ -254,8 +254,10 @@ def test_report_without_text_opens_a_modal_and_its_submission_reports(
     answer = interaction(slack, submission)
     assert answer.status == 200 and answer.body == ""
     assert issue_facts(loaded)[1:] == ("mobile-app", "high", True, "Appen visar fel saldo")
-    ephemeral = stub.called("chat.postEphemeral")
-    assert ephemeral and ephemeral[-1]["user"] == LEILA and ephemeral[-1]["channel"] == "C0NLCXCX007"
+    # The answer goes to the command's response URL, carried through the form: it works in any
+    # channel, also one the bot was never invited to.
+    answered = stub.called("response_url")[-1]
+    assert answered["response_type"] == "ephemeral" and "#1" in texts_of(answered["blocks"])
 
 
 def test_a_refused_submission_keeps_the_modal_open_with_the_reason(
@@ -272,7 +274,7 @@ def test_a_refused_submission_keeps_the_modal_open_with_the_reason(
     answer = interaction(slack, {"type": "view_submission", "user": {"id": LEILA}, "view": {**view, "state": state}})
     body = response_json(answer)
     assert body["response_action"] == "errors"
-    assert body["errors"]["touchpoint"] == EMPTY_REPORT[:150]
+    assert body["errors"]["description"] == EMPTY_REPORT[:150]  # under the field to fix
     assert count(loaded, Issue) == 0
 
 
@@ -363,6 +365,12 @@ def test_a_capture_reaction_delivered_three_times_saves_one_observation(
         "item": {"type": "message", "channel": "C0NLKUND006", "ts": "1700000200.000300"},
         "event_ts": "1700000201.000000",
     }
+    stub.messages[("C0NLKUND006", "1700000250.000400")] = {
+        "ts": "1700000250.000400",
+        "thread_ts": "1700000200.000300",
+        "text": "Och den kom två gånger",
+        "user": ANNA,
+    }
     assert event(slack, reaction, "Ev01").status == 200
     assert (
         event(slack, reaction, "Ev01", **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}).status
@@ -378,6 +386,12 @@ def test_a_capture_reaction_delivered_three_times_saves_one_observation(
     # A new event (another event_id) for the same message is not a new observation either.
     event(slack, {**reaction, "user": FATIMA}, "Ev02")
     assert count(loaded, Observation) == 1
+    # A reply in a thread is found too (Slack lists the thread's parent first).
+    in_thread = {**reaction, "item": {"type": "message", "channel": "C0NLKUND006", "ts": "1700000250.000400"}}
+    event(slack, in_thread, "Ev03")
+    with loaded() as session:
+        texts = sorted(o.text for o in session.scalars(select(Observation)))
+    assert texts == ["Kunden förstod inte fakturan", "Och den kom två gånger"]
 
 
 # --- tips: posted by the sender, engagement from reactions and thread replies -------------
@@ -816,3 +830,26 @@ def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_subscribing_a_channel_joins_it(slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]) -> None:
+    command(slack, "subscribe digest", user="U0NLELIN09", channel="C0NLALL000")
+    assert stub.called("conversations.join")[-1]["channel"] == "C0NLALL000"
+    command(slack, "subscribe digest", user=LEILA, channel="C0NLOTHER1")  # not an admin: refused
+    assert [c["channel"] for c in stub.called("conversations.join")] == ["C0NLALL000"]
+
+
+def test_an_answer_that_cannot_go_to_the_channel_goes_to_the_dm(slack: SlackBot, stub: SlackStub) -> None:
+    stub.fail_next("chat.postEphemeral", 200, error="channel_not_found")
+    interaction(
+        slack,
+        {
+            "type": "block_actions",
+            "user": {"id": LEILA},
+            "channel": {"id": "C0NLSECRET"},
+            "actions": [{"action_id": "journey:stage:loyalty", "value": "", "type": "button"}],
+        },
+    )
+    assert stub.called("chat.postMessage")[-1:] and stub.called("chat.postMessage")[-1]["channel"] == LEILA, [
+        c["method"] for c in stub.calls
+    ]

@@ -36,6 +36,7 @@ CAPTURE_SHORTCUT = "cx_capture"
 FORM_CALLBACK = re.compile(r"^cx_form:")
 RESOLVE_BUTTON = re.compile(r"^issue:(\d+):resolve$")
 REPORT_WORDS = frozenset({"report", "rapportera"})
+SUBSCRIBE_WORDS = ("subscribe", "prenumerera")
 
 
 def _fix_bolt_body_parsing() -> None:
@@ -142,7 +143,7 @@ class SlackBot:
             form = self.core.form(FormRequest(PLATFORM, team, user, channel, "report"))
             if isinstance(form, Form):
                 ack()
-                self._open_form(str(body["trigger_id"]), form, channel)
+                self._open_form(str(body["trigger_id"]), form, channel, body.get("response_url"))
                 return
             ack(**reply_payload(form))
             return
@@ -157,11 +158,21 @@ class SlackBot:
     def _answer_command(self, invocation: Invocation, respond: Respond | None) -> None:
         try:
             reply = self.core.dispatch(invocation)  # never raises: the core answers every failure
+            if not reply.refused and invocation.text.strip().casefold().startswith(SUBSCRIBE_WORDS):
+                self._join(invocation.channel_id)
             self._tell(invocation.user_id, invocation.channel_id, reply, respond)
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
+
+    def _join(self, channel: str) -> None:
+        """A subscribed channel needs the bot in it: for the chart's upload, and for the
+        reactions and replies on tips, which Slack only reports from channels the bot is in."""
+        try:
+            self.client.conversations_join(channel=channel)
+        except Exception:  # a private channel: an admin must /invite the bot (README)
+            log.warning("slack: could not join %s; invite the bot there", channel, exc_info=True)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every acknowledged command has been answered (shutdown, benchmarks)."""
@@ -173,8 +184,11 @@ class SlackBot:
         if isinstance(self.work, ThreadPoolExecutor):
             self.work.shutdown(wait=True)
 
-    def _open_form(self, trigger_id: str, form: Form, channel: str) -> None:
-        self.client.views_open(trigger_id=trigger_id, view=modal_view(form, json.dumps({"channel": channel})))
+    def _open_form(self, trigger_id: str, form: Form, channel: str, response_url: str | None = None) -> None:
+        # The form's answer goes back where the command or button was: its response URL works
+        # in any channel, even one the bot was never invited to.
+        metadata = json.dumps({"channel": channel, "response_url": response_url or ""})
+        self.client.views_open(trigger_id=trigger_id, view=modal_view(form, metadata))
 
     # --- buttons ------------------------------------------------------------------------
 
@@ -189,7 +203,7 @@ class SlackBot:
         if resolve is not None and body.get("trigger_id"):
             form = self.core.form(FormRequest(PLATFORM, team, user, channel, f"resolve:{resolve.group(1)}"))
             if isinstance(form, Form):
-                self._open_form(str(body["trigger_id"]), form, channel)
+                self._open_form(str(body["trigger_id"]), form, channel, body.get("response_url"))
                 return
             self._tell(user, channel, form, respond if body.get("response_url") else None)
             return
@@ -214,6 +228,11 @@ class SlackBot:
                 )
             else:
                 self.client.chat_postMessage(channel=channel or user, text=payload["text"], blocks=payload["blocks"])
+            return
+        except Exception:  # e.g. a channel the bot is not in: the person's DM with the app instead
+            log.warning("slack: could not answer %s in %s; trying their DM", user, channel or "-", exc_info=True)
+        try:
+            self.client.chat_postMessage(channel=user, text=payload["text"], blocks=payload["blocks"])
         except Exception:  # the action itself is saved; only telling the person failed
             log.exception("slack: could not send a reply to %s", user)
 
@@ -224,19 +243,22 @@ class SlackBot:
         user = str((body.get("user") or {}).get("id", ""))
         team = str((body.get("team") or {}).get("id", "") or (body.get("user") or {}).get("team_id", ""))
         try:
-            channel = str(json.loads(view.get("private_metadata") or "{}").get("channel", ""))
+            metadata = json.loads(view.get("private_metadata") or "{}")
+            channel, response_url = str(metadata.get("channel", "")), str(metadata.get("response_url", ""))
         except (ValueError, AttributeError):
-            channel = ""
+            channel = response_url = ""
         values = submitted_values(view.get("state") or {})
         reply = self.core.submit(FormSubmission(PLATFORM, team, user, channel, form_id, values))
         if reply.refused:
-            # Shown under the form's first field; the person keeps what they typed.
-            first = next((b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"), None)
-            if first is not None:
-                ack(response_action="errors", errors={first: (reply.message.text or "")[:150]})
+            # Shown in the form, under what most needs fixing; the person keeps what they typed.
+            inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
+            field = next((f for f in ("description", "action") if f in inputs), inputs[0] if inputs else None)
+            if field is not None:
+                ack(response_action="errors", errors={field: (reply.message.text or "")[:150]})
                 return
         ack()
-        self._tell(user, channel, reply, None)
+        respond = Respond(response_url=response_url) if response_url else None
+        self._tell(user, channel, reply, respond)
 
     # --- observations from messages -----------------------------------------------------
 
@@ -311,8 +333,10 @@ class SlackBot:
         try:
             found = self.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
             messages = [m for m in found.get("messages", []) if m.get("ts") == ts]
-            if not messages:
-                found = self.client.conversations_replies(channel=channel, ts=ts, limit=1)
+            if not messages:  # a reply in a thread: Slack lists the thread's parent first
+                found = self.client.conversations_replies(
+                    channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
+                )
                 messages = [m for m in found.get("messages", []) if m.get("ts") == ts]
             return str(messages[0].get("text", "")) if messages else None
         except Exception:  # gone, or no access: the core says so politely

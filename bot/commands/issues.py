@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
-from bot.domain.issues import ROOT_CAUSES, IssueAction, ReportRequest, parse_report
+from bot.domain.issues import (
+    MAX_ACTION,
+    MAX_DESCRIPTION,
+    MAX_IMPACT,
+    ROOT_CAUSES,
+    IssueAction,
+    ReportRequest,
+    parse_report,
+)
 from bot.domain.journey_map import Severity
 from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services import issue_views as views
-from bot.services.issues import ChooseTouchpoint, Created, IssueService, Joined, MaybeDuplicate, ReportOutcome
+from bot.services.issues import (
+    ChooseTouchpoint,
+    Created,
+    IssueService,
+    Joined,
+    MaybeDuplicate,
+    ReportOutcome,
+)
 
 
 def service(ctx: Context) -> IssueService:
@@ -90,7 +105,7 @@ def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
                 "select",
                 groups=tuple(ChoiceGroup(names[k], tuple(v)) for k, v in groups.items()),
             ),
-            FormField("description", ctx.t("forms.report.description"), "multiline", max_length=3000),
+            FormField("description", ctx.t("forms.report.description"), "multiline", max_length=MAX_DESCRIPTION),
             FormField(
                 "severity",
                 ctx.t("forms.report.severity"),
@@ -98,7 +113,7 @@ def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
                 groups=(severities,),
                 initial=Severity.NORMAL.value,
             ),
-            FormField("impact", ctx.t("forms.report.impact"), "text", required=False, max_length=1000),
+            FormField("impact", ctx.t("forms.report.impact"), "text", required=False, max_length=MAX_IMPACT),
             FormField("anonymous", ctx.t("forms.report.anonymous"), "checkbox", required=False),
         ),
         intro=ctx.t("forms.report.intro"),
@@ -119,7 +134,7 @@ def resolve_form(ctx: Context, parts: list[str]) -> Form | Reply:
         ctx.t("forms.resolve.submit"),
         (
             FormField("cause", ctx.t("forms.resolve.cause"), "select", groups=(causes,)),
-            FormField("action", ctx.t("forms.resolve.action"), "multiline", max_length=2000),
+            FormField("action", ctx.t("forms.resolve.action"), "multiline", max_length=MAX_ACTION),
         ),
         intro=f"#{number}: {excerpt(issue.description, 200)}",
     )

@@ -219,7 +219,8 @@ def trend(current: Figure, previous: Figure) -> Trend:
         return Trend.UNKNOWN
     if change.changed is False or change.delta == 0:
         return Trend.STEADY
-    if change.changed is None and (current.low_n or previous.low_n):
+    if change.changed is None and (current.low_n or previous.low_n or not current.n or not previous.n):
+        # No interval to judge by, and a small or unknown n: a move, not yet a change.
         return Trend.UNCERTAIN
     up = change.delta > 0
     return Trend.BETTER if up != (current.metric in LOWER_IS_BETTER) else Trend.WORSE

@@ -18,21 +18,22 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.domain.issues import defuse_mentions
 from bot.domain.kpi import SCALES, Metric, median_and_p90
 from bot.domain.tips import Tip
 from bot.domain.weeks import previous_week, week_bounds
 from bot.i18n import Catalogue
-from bot.llm import ExtractiveSummariser, ObservationText, Summariser
+from bot.llm import ExtractiveSummariser, ObservationText, Summariser, Summary
 from bot.messages import Image, Message
 from bot.outbox import Target, enqueue
 from bot.services.chart import trend_png
-from bot.services.journey import active_stages
-from bot.services.kpi import KpiBook, PlaceReport, org_low_n, stage_reports, weeks_ending
+from bot.services.journey import active_stages, current_org
+from bot.services.kpi import KpiBook, MetricReport, PlaceReport, org_low_n, stage_reports, weeks_ending
 from bot.services.kpi_views import METRIC_LABELS, place_lines
 from bot.services.tips import TipService, subscriptions
+from bot.store.db import insert_for
 from bot.store.models import (
     Attachment,
     Issue,
@@ -271,7 +272,13 @@ def issue_stats(session: Session, org: Org, start: datetime, end: datetime) -> I
 
 
 def observation_stats(
-    session: Session, org: Org, start: datetime, end: datetime, language: str, summariser: Summariser
+    session: Session,
+    org: Org,
+    start: datetime,
+    end: datetime,
+    language: str,
+    summariser: Summariser,
+    summary: Summary | None = None,
 ) -> tuple[ObservationStats, list[ShoutOut]]:
     rows = session.execute(
         select(
@@ -293,9 +300,10 @@ def observation_stats(
     by_stage = Counter(stage_keys.get(r.stage_id, "") for r in rows)
     touchpoints = Counter(touchpoint_keys[r.touchpoint_id] for r in rows if r.touchpoint_id in touchpoint_keys)
     themes = Counter(t for r in rows for t in (r.themes or []) if t != "other")
-    summary = (
-        summariser.summarise([ObservationText(r.text, tuple(r.themes or ())) for r in rows], language) if rows else None
-    )
+    if summary is None and rows:
+        summary = summariser.summarise([ObservationText(r.text, tuple(r.themes or ())) for r in rows], language)
+    if not rows:
+        summary = None
     # Shout-outs: who shared (wrote, or captured someone's message); never an anonymous one.
     shared: Counter[int] = Counter()
     for r in rows:
@@ -323,6 +331,26 @@ def observation_stats(
         ),
         shout_outs,
     )
+
+
+def summarise_week(
+    session_factory: sessionmaker[Session], week: str, language: str, summariser: Summariser
+) -> Summary | None:
+    """The week's observations summarised with no transaction open while the summariser (maybe
+    OpenAI, maybe slow) works; None for a week without observations."""
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            return None
+        start, end = week_bounds(week, ZoneInfo(org.time_zone))
+        rows = session.execute(
+            select(Observation.text, Observation.themes)
+            .where(Observation.org_id == org.id, Observation.created_at >= start, Observation.created_at < end)
+            .order_by(Observation.id)
+        ).all()
+    if not rows:
+        return None
+    return summariser.summarise([ObservationText(r.text, tuple(r.themes or ())) for r in rows], language)
 
 
 def we_did(session: Session, org: Org, start: datetime, end: datetime) -> list[WeDid]:
@@ -395,6 +423,7 @@ def build_digest(
     tips: Mapping[str, Mapping[int, Tip]],
     now: datetime,
     summariser: Summariser | None = None,
+    summary: Summary | None = None,
 ) -> Digest:
     zone = ZoneInfo(org.time_zone)
     start, end = week_bounds(week, zone)
@@ -421,7 +450,7 @@ def build_digest(
     )
     teams = session.scalars(select(Team).where(Team.org_id == org.id))
     observations, shout_outs = observation_stats(
-        session, org, start, end, org.language, summariser or ExtractiveSummariser()
+        session, org, start, end, org.language, summariser or ExtractiveSummariser(), summary
     )
     tips_service = TipService(session, org, catalogue, tips, now)
     return Digest(
@@ -450,8 +479,12 @@ def build_digest(
 def _measured(stage: PlaceReport) -> PlaceReport:
     """A stage with only the metrics that have a figure this week or the week before: a target
     with no figures is not news, and a stage without any is left out."""
-    metrics = [m for m in stage.metrics if m.current.value is not None or m.previous.value is not None]
-    return replace(stage, metrics=metrics)
+
+    def measured(metrics: list[MetricReport]) -> list[MetricReport]:
+        return [m for m in metrics if m.current.value is not None or m.previous.value is not None]
+
+    touchpoints = [replace(t, metrics=measured(t.metrics)) for t in stage.touchpoints]
+    return replace(stage, metrics=measured(stage.metrics), touchpoints=[t for t in touchpoints if t.metrics])
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -574,14 +607,15 @@ def store_chart(session: Session, digest: Digest, language: str, now: datetime) 
     if png is None:
         return None
     key = chart_key(digest, language)
-    row = session.scalar(select(Attachment).where(Attachment.key == key))
-    if row is None:
-        session.add(
-            Attachment(key=key, filename=f"cx-{digest.week}.png", content_type="image/png", data=png, created_at=now)
+    # An upsert: a preview, `cxbot digest --post` and the clock may draw the same chart at once.
+    statement = insert_for(session, Attachment).values(
+        key=key, filename=f"cx-{digest.week}.png", content_type="image/png", data=png, created_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"], set_={"data": statement.excluded.data, "created_at": statement.excluded.created_at}
         )
-    elif row.data != png:
-        row.data, row.created_at = png, now
-    session.flush()
+    )
     return key
 
 

@@ -90,7 +90,7 @@ def stage_context(catalogue: Catalogue, language: str, facts: RoutedFacts) -> st
         targets = ", ".join(
             f"{METRIC_LABELS[r.metric]} {format_value(r.metric, r.target)}" for r in facts.kpis if r.target is not None
         )
-        return text + " · " + catalogue.text(language, "journey.targets", targets=targets)
+        return text + " · " + catalogue.text(language, "journey.targets", targets=targets) if targets else text
     figures = []
     for report in facts.kpis:
         details = [f"n={report.current.n}"] if report.current.value is not None and report.current.n else []

@@ -41,15 +41,25 @@ class PullReport:
     failed: list[str] = field(default_factory=list)  # "stage/metric: why"
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def warehouse_engine(url: str) -> Engine:
-    """A plain engine: none of the bot database's write-oriented SQLite settings."""
-    return create_engine(url, pool_pre_ping=True)
+    """A plain engine: none of the bot database's write-oriented SQLite settings, and a connect
+    timeout so that an unreachable warehouse fails the week's queries fast instead of hanging."""
+    options: dict[str, object] = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "postgres")):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(url, **options)
 
 
 def _read_only(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET TRANSACTION READ ONLY"))
         connection.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+        # The bounds are UTC instants: compared with a column without a time zone, PostgreSQL
+        # would read them in the session's zone, whatever the warehouse's default is.
+        connection.execute(text("SET LOCAL TIME ZONE 'UTC'"))
     elif connection.dialect.name == "sqlite":
         connection.exec_driver_sql("PRAGMA query_only = ON")
 
@@ -60,15 +70,16 @@ def run_query(engine: Engine, sql: str, week: str, zone: ZoneInfo) -> tuple[floa
     bounds: dict[str, object] = {"week": week, "week_start": start, "week_end": end}
     if engine.dialect.name == "sqlite":
         bounds.update(week_start=start.strftime("%Y-%m-%d %H:%M:%S"), week_end=end.strftime("%Y-%m-%d %H:%M:%S"))
-    with engine.connect() as connection:
-        try:
-            _read_only(connection)
-            row = connection.execute(text(sql), bounds).mappings().first()
-        except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-            raise QueryProblem(reason[0][:200] if reason else type(exc).__name__) from None
-        finally:
-            connection.rollback()
+    try:
+        with engine.connect() as connection:
+            try:
+                _read_only(connection)
+                row = connection.execute(text(sql), bounds).mappings().first()
+            finally:
+                connection.rollback()
+    except (SQLAlchemyError, OSError) as exc:  # the query's fault, or the warehouse is unreachable
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+        raise QueryProblem(reason[0][:200] if reason else type(exc).__name__) from None
     if row is None:
         raise QueryProblem("the query returned no row")
     if "value" not in row:
