@@ -266,4 +266,15 @@ def build_scheduler(
     )
     if due_this_week(digest_trigger, clock(), ZoneInfo(time_zone)):
         scheduler.add_job(weekly_digest, id="weekly_digest_catch_up", name="Catch up last week's digest")
+
+    def catch_up() -> None:
+        """A weekly post whose run failed (a database hiccup at 09:00) is retried within the hour,
+        not next week; both jobs are idempotent, and cheap when every channel has its post."""
+        zone = ZoneInfo(time_zone)
+        if due_this_week(tips_trigger, clock(), zone):
+            run_weekly_tips(session_factory, clock, tip_order, content)
+        if due_this_week(digest_trigger, clock(), zone):
+            run_weekly_digest(session_factory, clock, content, summariser, warehouse)
+
+    every("weekly_catch_up", "Retry this week's tip and digest", IntervalTrigger(hours=1, timezone=time_zone), catch_up)
     return scheduler, leadership

@@ -153,6 +153,7 @@ def test_the_clock_jobs_are_configured_explicitly(
         "weekly_tips_catch_up",
         "weekly_digest",
         "weekly_digest_catch_up",
+        "weekly_catch_up",
     }
     for job_id in ("sla_sweep", "classify_observations", "weekly_tips", "weekly_digest"):
         job = jobs[job_id]
