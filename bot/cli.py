@@ -212,11 +212,13 @@ def run(
             if settings.discord_token
             else AdapterName.CONSOLE
         )
-    if chosen is AdapterName.SLACK:
-        run_slack(settings, demo=demo, no_clock=no_clock, http=slack_http, port=port)
+    if adapter is AdapterName.AUTO and settings.slack_bot_token and settings.discord_token:
+        run_chat(settings, slack=True, discord=True, demo=demo, no_clock=no_clock, http=slack_http, port=port)
         return
-    if chosen is not AdapterName.CONSOLE:
-        fail(f"the {chosen.value} adapter is not part of this version yet; use --adapter console")
+    if chosen in (AdapterName.SLACK, AdapterName.DISCORD):
+        slack, discord = chosen is AdapterName.SLACK, chosen is AdapterName.DISCORD
+        run_chat(settings, slack=slack, discord=discord, demo=demo, no_clock=no_clock, http=slack_http, port=port)
+        return
     interactive = sys.stdin.isatty()
     setup_logging(settings, console=True)
     content = read_content(settings)
@@ -274,25 +276,26 @@ def run(
     raise typer.Exit(code)
 
 
-def run_slack(settings: Settings, *, demo: bool, no_clock: bool, http: bool, port: int) -> None:
-    """Slack in Socket Mode (SLACK_APP_TOKEN) or HTTP mode (--slack-http, SLACK_SIGNING_SECRET),
-    with the outbox drained to Slack and, unless --no-clock, the scheduler in this process."""
+def run_chat(
+    settings: Settings, *, slack: bool, discord: bool, demo: bool, no_clock: bool, http: bool, port: int
+) -> None:
+    """Slack (Socket Mode, or HTTP with --slack-http) and/or Discord in one process, each with
+    its outbox drain, and unless --no-clock the scheduler too."""
     import signal
     import threading
 
-    from adapters.slack.bot import SlackBot, make_client  # composition root
-    from adapters.slack.runtime import drain_forever, serve_http, socket_mode
-    from adapters.slack.sender import SlackSender
-
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    slack_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    if not token:
+    discord_token = settings.discord_token.get_secret_value() if settings.discord_token else None
+    if slack and not slack_token:
         fail("SLACK_BOT_TOKEN is not set (xoxb-…; see README, Slack setup)")
-    if http and not secret:
+    if slack and http and not secret:
         fail("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
-    if not http and not app_token:
+    if slack and not http and not app_token:
         fail("Socket Mode needs SLACK_APP_TOKEN (xapp-…); or run with --slack-http")
+    if discord and not discord_token:
+        fail("DISCORD_TOKEN is not set (the bot's token; see README, Discord setup)")
     setup_logging(settings)
     content = read_content(settings)
     engine, session_factory = open_database(settings)
@@ -316,33 +319,81 @@ def run_slack(settings: Settings, *, demo: bool, no_clock: bool, http: bool, por
         classifier=classifier_from(settings),
         capture_emoji=settings.capture_emoji_set,
     )
-    client = make_client(token, settings.slack_api_base_url)
-    bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    closers: list[Callable[[], object]] = []
+    drains: list[threading.Thread] = []
     scheduler = leadership = None
-    if not no_clock:
-        scheduler, leadership = start_scheduler(
-            engine, session_factory, utc_now, time_zone, settings, content, blocking=False
-        )
-    server = handler = None
     try:
-        if http:
-            server, _ = serve_http(bot.app, port=port)
-        else:
-            handler = socket_mode(bot, app_token or "")
-        typer.echo(
-            f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
-        )
-        drain_forever(session_factory, SlackSender(client, session_factory), utc_now, stop)
+        if slack:
+            from adapters.slack.bot import SlackBot, make_client  # composition root
+            from adapters.slack.runtime import drain_forever, serve_http, socket_mode
+            from adapters.slack.sender import SlackSender
+
+            client = make_client(slack_token or "", settings.slack_api_base_url)
+            bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
+            closers.append(bot.close)
+            if http:
+                server, _ = serve_http(bot.app, port=port)
+                closers.append(server.shutdown)
+            else:
+                closers.append(socket_mode(bot, app_token or "").close)
+            sender = SlackSender(client, session_factory)
+            drains.append(
+                threading.Thread(
+                    target=drain_forever, args=(session_factory, sender, utc_now, stop), name="slack-drain", daemon=True
+                )
+            )
+            typer.echo(
+                f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
+            )
+        if discord:
+            from adapters.discord.bot import CxDiscord, command_help
+            from adapters.discord.runtime import drain_forever as discord_drain
+            from adapters.discord.runtime import start_in_thread, stop_client
+            from adapters.discord.sender import DiscordSender
+
+            discord_bot = CxDiscord(
+                cx,
+                guild_ids=settings.discord_guild_id_list,
+                admin_role_ids=settings.discord_admin_role_id_list,
+                capture_emoji=settings.capture_emoji_set,
+                command_help=command_help(cx, language),
+            )
+            try:
+                thread = start_in_thread(discord_bot, discord_token or "")
+            except Exception as exc:  # a bad token, an unreachable Discord: one line
+                fail(f"Discord: could not log in: {exc}")
+            closers.append(lambda: stop_client(discord_bot, thread))
+            sender_d = DiscordSender(discord_bot, session_factory)
+            drains.append(
+                threading.Thread(
+                    target=discord_drain,
+                    args=(session_factory, sender_d, utc_now, stop),
+                    name="discord-drain",
+                    daemon=True,
+                )
+            )
+            typer.echo("cxbot: Discord adapter running.", err=True)
+        if not no_clock:
+            scheduler, leadership = start_scheduler(
+                engine, session_factory, utc_now, time_zone, settings, content, blocking=False
+            )
+        for drain_thread in drains:
+            drain_thread.start()
+        while not stop.wait(1.0):
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         stop.set()
-        if server is not None:
-            server.shutdown()
-        if handler is not None:
-            handler.close()
+        for drain_thread in drains:
+            drain_thread.join(10)
+        for close in reversed(closers):
+            try:
+                close()
+            except Exception:
+                log.warning("shutdown: a closer failed", exc_info=True)
         cx.close()
         if scheduler is not None and leadership is not None:
             scheduler.shutdown(wait=False)

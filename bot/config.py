@@ -21,6 +21,21 @@ def default_content_dir() -> Path:
     return REPO_CONTENT
 
 
+def _ids(text: str) -> list[int]:
+    return [int(w) for w in (w.strip() for w in text.split(",")) if w]
+
+
+def _check_ids(value: object) -> str:
+    text = str(value or "")
+    bad = [w.strip() for w in text.split(",") if w.strip() and not w.strip().isdecimal()]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} is not a Discord id (comma-separated digits)")
+    return text
+
+
+DiscordIds = Annotated[str, BeforeValidator(_check_ids)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CXBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -50,6 +65,10 @@ class Settings(BaseSettings):
     # Another Web API base (GovSlack-style deployments; tests point it at a loopback stub).
     slack_api_base_url: str | None = Field(default=None, validation_alias="SLACK_API_BASE_URL")
     discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    # Guilds whose /cx commands are synced at start (comma-separated ids), and roles that may use
+    # the admin sub-commands besides Manage Server.
+    discord_guild_ids: DiscordIds = Field(default="", validation_alias="DISCORD_GUILD_IDS")
+    discord_admin_role_ids: DiscordIds = Field(default="", validation_alias="DISCORD_ADMIN_ROLE_IDS")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = "gpt-4o-mini"
@@ -57,6 +76,14 @@ class Settings(BaseSettings):
     openai_timeout: float = Field(default=10.0, gt=0, le=60)
     # Reacting with one of these saves a chat message as an observation (comma-separated).
     capture_emoji: str = "👂,ear"
+
+    @property
+    def discord_guild_id_list(self) -> list[int]:
+        return _ids(self.discord_guild_ids)
+
+    @property
+    def discord_admin_role_id_list(self) -> list[int]:
+        return _ids(self.discord_admin_role_ids)
 
     @property
     def capture_emoji_set(self) -> frozenset[str]:
