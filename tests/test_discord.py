@@ -446,3 +446,19 @@ def test_embeds_keep_discords_limits() -> None:
     assert len(embed.title or "") <= 256 and len(embed.description or "") <= 4096
     assert len(embed.fields) <= 25 and all(len(f.value or "") <= 1024 for f in embed.fields)
     assert len(embed) <= 6000
+
+
+def test_the_readme_invite_link_grants_what_the_bot_uses() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    wanted = discord.Permissions(
+        view_channel=True,
+        send_messages=True,
+        send_messages_in_threads=True,
+        embed_links=True,
+        attach_files=True,
+        read_message_history=True,
+        add_reactions=True,
+    )
+    assert f"permissions={wanted.value}" in readme
