@@ -3,6 +3,10 @@
 Every invalid row is reported with its line and reason. By default nothing is imported when any
 row is invalid; with ``skip_invalid`` the valid rows are. Importing the same file twice adds
 nothing: an answer's identity is the file's ``id`` column, or a hash of the row.
+
+Answers come by the million (benchmarks/kpi_digest.py): they are checked in one loop over the
+rows and written past the ORM, to SQLite through the driver's executemany and to PostgreSQL in
+pipelined INSERT … SELECT FROM unnest(…) batches, with the same values the ORM would write.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.domain.kpi import SCALES, Metric, value_problem
@@ -28,7 +35,8 @@ ANSWER_COLUMNS = ("answered_at", "metric", "score", "stage")
 ANSWER_OPTIONAL = ("touchpoint", "id")
 AGGREGATE_COLUMNS = ("week", "metric", "stage", "value")
 AGGREGATE_OPTIONAL = ("n",)
-BATCH = 5000
+BATCH = 5000  # answers per executemany
+PIPELINE_BATCH = 50_000  # answers per INSERT on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class ImportFileError(Exception):
         self.line, self.reason = line, reason
 
 
+# A non-blank row: its line and its stripped values, or why it has the wrong number of fields.
+Record = tuple[int, list[str] | str]
+
+
 def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Decode and split a CSV file: (line number, row) pairs, or ImportFileError."""
     header, records = _open_csv(raw, required, optional)
@@ -63,12 +75,9 @@ def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) 
     ]
 
 
-Record = tuple[int, list[str] | str]  # a row's line and its stripped values, or why it has the wrong number of fields
-
-
 def _open_csv(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[str], Iterator[Record]]:
-    """The header, and the non-blank rows as they are read; ImportFileError when the file as a
-    whole cannot be read (raised by the iterator for a malformed row further down)."""
+    """The header, and the rows as they are read; ImportFileError when the file as a whole cannot
+    be read (from the iterator, for a malformed row further down)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -91,7 +100,7 @@ def _open_csv(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) 
 
 
 def _records(reader: Any, width: int) -> Iterator[Record]:
-    # One row at a time: a million rows kept as lists would keep the garbage collector busy.
+    # One row at a time: a million rows held as lists would keep the garbage collector busy.
     try:
         for values in reader:
             stripped = [v.strip() for v in values]
@@ -135,12 +144,23 @@ def import_answers(
     in the org's time zone."""
     header, records = _open_csv(raw, ANSWER_COLUMNS, ANSWER_OPTIONAL)
     stages, touchpoints = _lookups(session, org)
+    zone = ZoneInfo(org.time_zone)
+
+    def check(rows: Iterator[Record], errors: list[RowError]) -> tuple[list[Answer], int]:
+        return _valid_answers(header, rows, stages, touchpoints, zone, errors)
+
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        driver = connection.connection.driver_connection
+        return _import_pipelined(
+            connection.dialect, driver, org.id, source[:200], records, check, skip_invalid, progress
+        )
     result = ImportResult()
-    valid, result.errors, result.rows = _valid_answers(header, records, stages, touchpoints, ZoneInfo(org.time_zone))
+    valid, result.rows = check(records, result.errors)
     if result.errors and not skip_invalid:
         result.refused = True
         return result
-    result.imported = _store_answers(session, org.id, source[:200], valid, progress)
+    result.imported = _insert_answers(session, org.id, source[:200], valid, progress)
     result.already_there = len(valid) - result.imported
     return result
 
@@ -151,17 +171,17 @@ def _valid_answers(
     stages: dict[str, int],
     touchpoints: dict[str, tuple[int, int]],
     zone: ZoneInfo,
-) -> tuple[list[Answer], list[RowError], int]:
-    """Check every row; the valid ones as Answer tuples, the others as errors with their line,
-    and how many rows there were.
+    errors: list[RowError],
+) -> tuple[list[Answer], int]:
+    """Check the rows: the valid ones as Answers, and how many rows there were; every invalid
+    one goes to ``errors`` with its line and reason.
 
-    One loop over the rows with the columns by position: a million answers are checked in a few
-    seconds. The checks, their order and their messages are those of a row at a time."""
+    One loop with the columns by position, a million rows in a couple of seconds; the checks,
+    their order and their messages are those of a row at a time."""
     column = {name: index for index, name in enumerate(header)}  # a repeated column: the last, as in a dict
     at_, metric_, score_, stage_ = (column[c] for c in ANSWER_COLUMNS)
     touchpoint_, id_ = column.get("touchpoint"), column.get("id")
     valid: list[Answer] = []
-    errors: list[RowError] = []
     add, fail = valid.append, errors.append
     parse, utc, sha256, metrics, scales = datetime.fromisoformat, UTC, hashlib.sha256, _METRICS, SCALES
     offset, weeks = zone.utcoffset, {}
@@ -210,8 +230,9 @@ def _valid_answers(
                 continue
             touchpoint_id = found[0]
         if answered.tzinfo is None:
-            # A time in the org's zone: the same instant and ISO week as answered.replace(tzinfo=zone)
-            # would give, for a fraction of the cost (the week is that of the date as written).
+            # A wall time in the org's zone: the instant and the ISO week that
+            # answered.replace(tzinfo=zone) would give (its week is that of the date written),
+            # without building it, which costs more than all the rest of the row.
             at = answered - offset(answered)
             day = answered.date()
             week = weeks.get(day)
@@ -228,45 +249,49 @@ def _valid_answers(
             canonical = "|".join((at.isoformat() + "+00:00", metric.value, str(score), stage, touchpoint))
             external = "sha:" + sha256(canonical.encode()).hexdigest()
         add((metric.value, score, stage_id, touchpoint_id, at, week, external))
-    return valid, errors, rows
+    return valid, rows
 
 
 COLUMNS = ("org_id", "metric", "score", "stage_id", "touchpoint_id", "answered_at", "iso_week", "source", "external_id")
-COPY_BATCH = 50_000
+UNNEST_INSERT = (
+    f"INSERT INTO {SurveyResponse.__tablename__} ({', '.join(COLUMNS)}) "
+    "SELECT %s, metric, score, stage_id, touchpoint_id, answered_at, iso_week, %s, external_id "
+    "FROM unnest(%b::varchar[], %b::integer[], %b::integer[], %b::integer[], %b::timestamp[], %b::varchar[], "
+    "%b::varchar[]) AS answer(metric, score, stage_id, touchpoint_id, answered_at, iso_week, external_id) "
+    "ON CONFLICT (external_id) DO NOTHING"
+)
 
 
-def _store_answers(
+def _insert_answers(
     session: Session, org_id: int, source: str, answers: list[Answer], progress: Callable[[int], object] | None
 ) -> int:
     """Insert the answers whose external id is new, in file order; how many were new.
 
-    On PostgreSQL (psycopg) the rows are COPYed into a temporary table and moved over with one
-    INSERT … SELECT … ON CONFLICT DO NOTHING per batch; on SQLite they go through the driver's
-    executemany. Both write exactly what the ORM would (naive UTC times, SQLite's text format)."""
+    On SQLite they go straight to the driver's executemany, with answered_at in UTCDateTime's
+    text; rowcount counts only the rows that ON CONFLICT DO NOTHING let in."""
     connection = session.connection()
-    driver = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        return _copy_answers(driver, org_id, source, answers, progress)
     statement = insert_for(session, SurveyResponse).on_conflict_do_nothing(index_elements=["external_id"])
     if connection.dialect.name == "sqlite":
         compiled = statement.compile(dialect=connection.dialect, column_keys=list(COLUMNS))
-        assert compiled.positiontup == list(COLUMNS), compiled.positiontup
-        # UTCDateTime's own storage: its impl's format for the naive UTC time it would pass on.
-        to_text = SurveyResponse.__table__.c.answered_at.type.dialect_impl(connection.dialect).impl.bind_processor(
+        assert list(compiled.positiontup or ()) == list(COLUMNS), compiled.positiontup
+        # What UTCDateTime hands the dialect (a naive UTC time) as the dialect writes it.
+        as_text = SurveyResponse.__table__.c.answered_at.type.dialect_impl(connection.dialect).impl.bind_processor(
             connection.dialect
         )
-        cursor = driver.cursor()
+        cursor = connection.connection.driver_connection.cursor()
         inserted = 0
         try:
             for start in range(0, len(answers), BATCH):
                 chunk = answers[start : start + BATCH]
                 cursor.executemany(
                     str(compiled),
-                    [(org_id, m, s, st, tp, to_text(at), w, source, e) for m, s, st, tp, at, w, e in chunk],
+                    [(org_id, m, s, st, tp, as_text(at), w, source, e) for m, s, st, tp, at, w, e in chunk],
                 )
                 inserted += cursor.rowcount
                 if progress is not None:
                     progress(len(chunk))
+        except connection.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(exc, str(compiled), connection.dialect) from exc
         finally:
             cursor.close()
         return inserted
@@ -287,38 +312,63 @@ def _store_answers(
     return (session.scalar(counted) or 0) - before
 
 
-def _copy_answers(
-    driver: Any, org_id: int, source: str, answers: list[Answer], progress: Callable[[int], object] | None
-) -> int:
-    table = SurveyResponse.__tablename__
-    inserted = 0
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS cxbot_answer_import (position integer, metric varchar(8), "
-            "score integer, stage_id integer, touchpoint_id integer, answered_at timestamp without time zone, "
-            "iso_week varchar(8), external_id varchar(128)) ON COMMIT DROP"
-        )
-        cursor.execute("TRUNCATE cxbot_answer_import")
-        for start in range(0, len(answers), COPY_BATCH):
-            chunk = answers[start : start + COPY_BATCH]
-            with cursor.copy(
-                "COPY cxbot_answer_import (position, metric, score, stage_id, touchpoint_id, answered_at, iso_week, "
-                "external_id) FROM STDIN"
-            ) as copy:
-                write = copy.write_row
-                for position, (m, s, st, tp, at, w, e) in enumerate(chunk, start):
-                    write((position, m, s, st, tp, at, w, e))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
-                "SELECT %s, metric, score, stage_id, touchpoint_id, answered_at, iso_week, %s, external_id "
-                "FROM cxbot_answer_import ORDER BY position ON CONFLICT (external_id) DO NOTHING",
-                (org_id, source),
-            )
-            inserted += cursor.rowcount
-            cursor.execute("TRUNCATE cxbot_answer_import")
-            if progress is not None:
-                progress(len(chunk))
-    return inserted
+def _wrapped(exc: Exception, statement: str, dialect: Dialect) -> DBAPIError:
+    """The driver's error as SQLAlchemy would have raised it (e.g. OperationalError)."""
+    return DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+
+
+def _import_pipelined(
+    dialect: Dialect,
+    driver: Any,
+    org_id: int,
+    source: str,
+    records: Iterator[Record],
+    check: Callable[[Iterator[Record], list[RowError]], tuple[list[Answer], int]],
+    skip_invalid: bool,
+    progress: Callable[[int], object] | None,
+) -> ImportResult:
+    """PostgreSQL (psycopg): the file is checked a batch at a time, and each checked batch goes
+    to the server as one INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING in pipeline mode,
+    so that the server inserts one batch (foreign key checks and indexes: most of the time)
+    while the next one is checked. The columns travel as binary arrays (no text to parse), and
+    unnest hands the rows over in file order. (COPY would be as fast for the server, but it
+    cannot be pipelined, so the checking could not overlap the inserting.)
+
+    The batches go in inside a savepoint. The first invalid row stops the inserting (the rest
+    of the file is still checked, for the complete list of errors); unless skip_invalid, the
+    savepoint is then rolled back: a refused file leaves the table as it was, and so does a
+    file found unreadable further down (ImportFileError)."""
+    import psycopg
+
+    result = ImportResult()
+    cursors: list[Any] = []
+    valid = 0
+    try:
+        with driver.transaction():  # a savepoint in the caller's transaction
+            with driver.pipeline():
+                while batch := list(islice(records, PIPELINE_BATCH)):
+                    answers, rows = check(iter(batch), result.errors)
+                    result.rows += rows
+                    valid += len(answers)
+                    if (result.errors and not skip_invalid) or not answers:
+                        continue
+                    cursor = driver.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(UNNEST_INSERT, (org_id, source, *(list(c) for c in zip(*answers, strict=True))))
+                    if progress is not None:
+                        progress(len(answers))
+            if result.errors and not skip_invalid:
+                result.refused = True
+                raise psycopg.Rollback()
+        if not result.refused:
+            result.imported = sum(cursor.rowcount for cursor in cursors)
+            result.already_there = valid - result.imported
+    except psycopg.Error as exc:
+        raise _wrapped(exc, UNNEST_INSERT, dialect) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    return result
 
 
 def import_aggregates(
