@@ -430,7 +430,7 @@ def build_digest(
     before = previous_week(week, zone)
     weeks = weeks_ending(week, TREND_WEEKS, zone)
     low_n = org_low_n(org)
-    book = KpiBook(session, org, weeks, low_n)
+    book = KpiBook(session, org, weeks, low_n, detail_weeks=[before, week])
     stages = active_stages(session, org)
     kpis = stage_reports(session, org, week, book=book, stages=stages)
     trend = {

@@ -81,7 +81,8 @@ class PlaceReport:
 
 
 class KpiBook:
-    """The figures of some weeks, read in two queries (answers and aggregates)."""
+    """The figures of some weeks: answers counted per stage (every week) and per touchpoint (the
+    detail weeks only), and the aggregated values, in three grouped queries."""
 
     def __init__(
         self,
@@ -90,41 +91,59 @@ class KpiBook:
         weeks: Iterable[str],
         low_n: int = LOW_N,
         stage_ids: Sequence[int] | None = None,
+        detail_weeks: Iterable[str] | None = None,
     ) -> None:
-        """``stage_ids``: read only these stages (a routed issue needs one, the digest all)."""
+        """``stage_ids``: read only these stages (a routed issue needs one, the digest all).
+        ``detail_weeks``: the weeks whose touchpoint figures are wanted (default: all); the
+        digest's eight-week trend needs stages only."""
         self.org, self.low_n = org, low_n
         self.weeks = sorted(set(weeks))
+        detail = sorted(set(detail_weeks)) if detail_weeks is not None else self.weeks
         self._counts: dict[tuple[str, int, int | None, Metric], dict[int, int]] = defaultdict(dict)
         self._aggregates: dict[tuple[str, int, Metric], tuple[float, int | None]] = {}
+        self._measured: dict[tuple[int, int | None], set[Metric]] = defaultdict(set)
         if not self.weeks:
             return
-        grouped = session.execute(
+        in_stages = [SurveyResponse.stage_id.in_(stage_ids)] if stage_ids is not None else []
+        by_stage = session.execute(
             select(
                 SurveyResponse.iso_week,
                 SurveyResponse.stage_id,
-                SurveyResponse.touchpoint_id,
                 SurveyResponse.metric,
                 SurveyResponse.score,
                 func.count(),
             )
-            .where(
-                SurveyResponse.org_id == org.id,
-                SurveyResponse.iso_week.in_(self.weeks),
-                *([SurveyResponse.stage_id.in_(stage_ids)] if stage_ids is not None else []),
-            )
-            .group_by(
-                SurveyResponse.iso_week,
-                SurveyResponse.stage_id,
-                SurveyResponse.touchpoint_id,
-                SurveyResponse.metric,
-                SurveyResponse.score,
-            )
+            .where(SurveyResponse.org_id == org.id, SurveyResponse.iso_week.in_(self.weeks), *in_stages)
+            .group_by(SurveyResponse.iso_week, SurveyResponse.stage_id, SurveyResponse.metric, SurveyResponse.score)
         )
-        for week, stage_id, touchpoint_id, metric, score, count in grouped:
-            metric = Metric(metric)
-            for place in {_STAGE, touchpoint_id}:  # a touchpoint's answers count for its stage too
-                counts = self._counts[(week, stage_id, place, metric)]
-                counts[score] = counts.get(score, 0) + count
+        for week, stage_id, metric, score, count in by_stage:
+            self._add(week, stage_id, _STAGE, Metric(metric), score, count)
+        if detail:
+            by_touchpoint = session.execute(
+                select(
+                    SurveyResponse.iso_week,
+                    SurveyResponse.stage_id,
+                    SurveyResponse.touchpoint_id,
+                    SurveyResponse.metric,
+                    SurveyResponse.score,
+                    func.count(),
+                )
+                .where(
+                    SurveyResponse.org_id == org.id,
+                    SurveyResponse.iso_week.in_(detail),
+                    SurveyResponse.touchpoint_id.is_not(None),
+                    *in_stages,
+                )
+                .group_by(
+                    SurveyResponse.iso_week,
+                    SurveyResponse.stage_id,
+                    SurveyResponse.touchpoint_id,
+                    SurveyResponse.metric,
+                    SurveyResponse.score,
+                )
+            )
+            for week, stage_id, touchpoint_id, metric, score, count in by_touchpoint:
+                self._add(week, stage_id, touchpoint_id, Metric(metric), score, count)
         for week, stage_id, metric, value, n in session.execute(
             select(KpiValue.iso_week, KpiValue.stage_id, KpiValue.metric, KpiValue.value, KpiValue.n).where(
                 KpiValue.org_id == org.id,
@@ -133,6 +152,12 @@ class KpiBook:
             )
         ):
             self._aggregates[(week, stage_id, Metric(metric))] = (value, n)
+            self._measured[(stage_id, _STAGE)].add(Metric(metric))
+
+    def _add(self, week: str, stage_id: int, place: int | None, metric: Metric, score: int, count: int) -> None:
+        counts = self._counts[(week, stage_id, place, metric)]
+        counts[score] = counts.get(score, 0) + count
+        self._measured[(stage_id, place)].add(metric)
 
     def figure(self, week: str, metric: Metric, stage_id: int, touchpoint_id: int | None = None) -> Figure:
         counts = self._counts.get((week, stage_id, touchpoint_id, metric))
@@ -144,13 +169,8 @@ class KpiBook:
         return Figure(metric, None, 0, low_n=True)
 
     def metrics_with_data(self, stage_id: int, touchpoint_id: int | None = None) -> set[Metric]:
-        found = {m for (_, s, t, m) in self._counts if s == stage_id and t == touchpoint_id}
-        if touchpoint_id is None:
-            found |= {m for (_, s, m) in self._aggregates if s == stage_id}
-        return found
+        return set(self._measured.get((stage_id, touchpoint_id), ()))
 
-    def has_data(self, week: str) -> bool:
-        return any(w == week for (w, *_) in self._counts) or any(w == week for (w, *_) in self._aggregates)
 
 
 def report(

@@ -477,7 +477,11 @@ class SurveyResponse(Base):
     """One raw survey answer (NPS 0–10, CSAT 1–5, CES 1–7) at a stage, and maybe a touchpoint."""
 
     __tablename__ = "survey_response"
-    __table_args__ = (Index("ix_survey_response_week", "org_id", "iso_week", "metric", "stage_id"),)
+    # Covers the weekly counts (week, stage, metric, score; touchpoint for the detail), so the
+    # digest reads the index alone, never the table.
+    __table_args__ = (
+        Index("ix_survey_response_counts", "org_id", "iso_week", "stage_id", "metric", "score", "touchpoint_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
