@@ -462,3 +462,50 @@ def test_the_readme_invite_link_grants_what_the_bot_uses() -> None:
         add_reactions=True,
     )
     assert f"permissions={wanted.value}" in readme
+
+
+def test_reactions_and_replies_on_a_tip_post_count_as_engagement(
+    running: Running, stub: DiscordStub, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    from bot.outbox import drain
+    from bot.scheduler import run_weekly_tips
+    from bot.services.journey import current_org
+    from bot.services.tips import subscribe
+    from bot.store.models import TipEngagement
+
+    tips_channel = 1180000000000000099
+    with loaded.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        subscribe(session, org, "discord", str(tips_channel), ("tips",), 1, NOW)
+    assert run_weekly_tips(loaded, clock) == 1
+    drain(loaded, "discord", DiscordSender(running.client, loaded), clock)
+    with loaded() as session:
+        ref = session.scalar(select(Outbox.platform_ref).where(Outbox.topic.like("tip:%")))
+    assert ref is not None and ref.startswith(f"{tips_channel}:")
+    message_id = int(ref.split(":")[1])
+    running.event(
+        "MESSAGE_REACTION_ADD",
+        {
+            "user_id": str(LEILA),
+            "channel_id": str(tips_channel),
+            "message_id": str(message_id),
+            "guild_id": str(GUILD),
+            "emoji": {"id": None, "name": "👍"},
+            "type": 0,
+            "burst": False,
+        },
+    )
+    answer = message(snowflake(), "Bra fråga, vi testar!", author=FATIMA)
+    answer.update(
+        channel_id=str(tips_channel),
+        guild_id=str(GUILD),
+        message_reference={"message_id": str(message_id), "channel_id": str(tips_channel), "guild_id": str(GUILD)},
+    )
+    running.event("MESSAGE_CREATE", answer)
+    deadline = time.time() + 10
+    while time.time() < deadline and count(loaded, TipEngagement) < 2:
+        time.sleep(0.05)
+    with loaded() as session:
+        kinds = sorted(e.kind for e in session.scalars(select(TipEngagement)))
+    assert kinds == ["reaction", "reply"]
