@@ -205,13 +205,15 @@ class CxApp:
 
     def dispatch(self, invocation: Invocation) -> Reply:
         sub, rest = parse_command(invocation.text)
-        return self._run(
-            invocation.platform,
-            invocation.user_id,
-            invocation.channel_id,
-            f"/cx {sub}",
-            lambda ctx: self._route_command(ctx, sub, rest, invocation.text),
-        )
+
+        def handle(ctx: Context) -> Reply:
+            delivery = invocation.delivery_id
+            if delivery is not None and not first_delivery(ctx.session, ctx.platform, f"cmd:{delivery}", ctx.now):
+                log.info("/cx %s from %s user %s delivered again; ignored", sub, ctx.platform, ctx.user_id)
+                return Reply(Message())
+            return self._route_command(ctx, sub, rest, invocation.text)
+
+        return self._run(invocation.platform, invocation.user_id, invocation.channel_id, f"/cx {sub}", handle)
 
     def click(self, click: Click) -> Reply:
         return self._run(

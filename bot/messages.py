@@ -84,6 +84,9 @@ class Invocation:
     text: str
     command: str = "cx"
     trigger_id: str | None = None
+    # The platform's id for this one request (Slack's trigger_id): a second delivery of the same
+    # request changes nothing and gets an empty reply.
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ Slack Web API stub, with requests signed by slack_sdk's own signature code."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -42,6 +43,7 @@ from tests.test_issues import count, issue
 SECRET = "test-signing-secret"
 ANNA, ERIK, LEILA, FATIMA = "U0NLANNA01", "U0NLERIK02", "U0NLLEIL05", "U0NLFATI07"
 TEAM = "T0NL"
+TRIGGERS = itertools.count(1)
 EMPTY_REPORT = default_content().catalogue.text("sv", "issues.empty")
 
 
@@ -129,7 +131,7 @@ def command(slack: SlackBot, text: str, user: str = ANNA, channel: str = "C0NLCX
             "user_id": user,
             "channel_id": channel,
             "team_id": TEAM,
-            "trigger_id": "trig-1",
+            "trigger_id": f"trig-{next(TRIGGERS)}",  # unique per typed command, as Slack's are
             # The stub's response URL: a command's answer follows its ack there.
             "response_url": slack.client.base_url.replace("/api/", "/respond/cmd"),
             **extra,
@@ -853,3 +855,24 @@ def test_an_answer_that_cannot_go_to_the_channel_goes_to_the_dm(slack: SlackBot,
     assert stub.called("chat.postMessage")[-1:] and stub.called("chat.postMessage")[-1]["channel"] == LEILA, [
         c["method"] for c in stub.calls
     ]
+
+
+def test_a_command_delivered_twice_reports_once(
+    slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]
+) -> None:
+    raw = urlencode(
+        {
+            "command": "/cx",
+            "text": "report faktura: Dubbla fakturor",
+            "user_id": LEILA,
+            "channel_id": "C1",
+            "team_id": TEAM,
+            "trigger_id": "trig-same",
+            "response_url": f"{stub.base}/respond/twice",
+        }
+    )
+    first = slack.app.dispatch(signed(raw, "application/x-www-form-urlencoded"))
+    again = slack.app.dispatch(signed(raw, "application/x-www-form-urlencoded", **{"X-Slack-Retry-Num": "1"}))
+    assert first.status == again.status == 200
+    assert count(loaded, Issue) == 1
+    assert len(stub.called("response_url")) == 1  # the second delivery is answered by nothing

@@ -148,9 +148,9 @@ class SlackBot:
             ack(**reply_payload(form))
             return
         ack()
-        invocation = Invocation(
-            PLATFORM, team, user, channel, text, trigger_id=str(body.get("trigger_id") or "") or None
-        )
+        trigger = str(body.get("trigger_id") or "") or None
+        # A trigger id is unique to one typed command: a redelivered request does nothing twice.
+        invocation = Invocation(PLATFORM, team, user, channel, text, trigger_id=trigger, delivery_id=trigger)
         with self._idle:
             self._in_flight += 1
         self.work.submit(self._answer_command, invocation, respond if body.get("response_url") else None)

@@ -172,7 +172,6 @@ class KpiBook:
         return set(self._measured.get((stage_id, touchpoint_id), ()))
 
 
-
 def report(
     book: KpiBook,
     week: str,
