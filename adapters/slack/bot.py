@@ -42,7 +42,8 @@ SUBSCRIBE_WORDS = ("subscribe", "prenumerera")
 def _fix_bolt_body_parsing() -> None:
     """slack-bolt 1.30 reads any form body that merely contains the word "payload" as an
     interaction payload: `/cx observe the payload page is slow` would vanish as an empty request
-    (404). Parse such a body as the plain form it is."""
+    (404). Parse such a body as the plain form it is. And a body that is not valid JSON made
+    Bolt raise before the signature was even checked: read it as empty instead."""
     original = bolt_request_module.parse_body
     if getattr(original, "cxbot_fixed", False):
         return
@@ -52,7 +53,11 @@ def _fix_bolt_body_parsing() -> None:
             form = dict(parse_qsl(body, keep_blank_values=True))
             if "payload" not in form:
                 return form
-        return original(body, content_type)
+        try:
+            return original(body, content_type)
+        except ValueError:  # malformed JSON: an empty request, which is then refused, not a crash
+            log.warning("slack: a request body that is not valid JSON was ignored")
+            return {}
 
     parse_body.cxbot_fixed = True  # type: ignore[attr-defined]
     bolt_request_module.parse_body = parse_body
@@ -61,13 +66,22 @@ def _fix_bolt_body_parsing() -> None:
 _fix_bolt_body_parsing()
 
 
-class ClockedRequestVerification(RequestVerification):
-    """Bolt's signature check with an injectable clock (Bolt's own has none), so that the
-    five-minute window for stale requests can be tested."""
+class RequestGate(RequestVerification):
+    """What every request passes before anything else: Bolt's signature check, with an
+    injectable clock (Bolt's own has none) so that the five-minute window can be tested, and a
+    refusal of interaction payloads Bolt itself would trip over (no actions at all)."""
 
-    def __init__(self, signing_secret: str, clock: Clock | None = None) -> None:
-        super().__init__(signing_secret)
-        self._verifier = SignatureVerifier(signing_secret=signing_secret, clock=clock or Clock())
+    def __init__(self, signing_secret: str | None, clock: Clock | None = None) -> None:
+        super().__init__(signing_secret or "-")
+        self.verifies = signing_secret is not None
+        self._verifier = SignatureVerifier(signing_secret=signing_secret or "-", clock=clock or Clock())
+
+    def process(self, *, req: Any, resp: BoltResponse, next: Any) -> BoltResponse:
+        body = req.body if isinstance(req.body, dict) else {}
+        if body.get("type") == "block_actions" and not body.get("actions"):
+            log.warning("slack: a block_actions request without actions was refused")
+            return BoltResponse(status=400, body="")
+        return super().process(req=req, resp=resp, next=next) if self.verifies else next()
 
 
 def reply_payload(reply: Reply) -> dict[str, Any]:
@@ -112,7 +126,7 @@ class SlackBot:
             signing_secret=signing_secret or "",
             token_verification_enabled=False,  # no auth.test at start: it runs on the first request
             request_verification_enabled=False,  # ours below, with a clock, before authorization
-            before_authorize=ClockedRequestVerification(signing_secret, verification_clock) if signing_secret else None,
+            before_authorize=RequestGate(signing_secret, verification_clock),
             **options,
         )
         self._register()

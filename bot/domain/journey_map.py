@@ -230,7 +230,11 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Path_, int], list[Proble
     PyYAML silently keeps the last of two equal keys; for a hand-edited map that hides mistakes,
     so the node tree is walked before it is turned into Python objects.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # a character YAML does not allow (a control character)
+        line = text[: getattr(exc, "position", 0)].count("\n") + 1
+        return None, {}, [Problem(file, line, f"malformed YAML: {str(exc).splitlines()[0]}")]
     try:
         node = loader.get_single_node()
         if node is None:
