@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.messages import Message
@@ -211,7 +211,7 @@ def edit_posts(
 
 def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, limit: int = 50) -> list[Post]:
     """Take up to ``limit`` due rows for one platform under a lease, in their own transaction."""
-    original = aliased(Outbox)
+    original, earlier = aliased(Outbox), aliased(Outbox)
     with session_factory.begin() as session:
         # An edit of a post that could not be delivered has nothing to edit: it fails with it.
         session.execute(
@@ -233,6 +233,20 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
                 Outbox.next_attempt_at <= now,
                 # An edit waits until the post it edits has been delivered.
                 or_(Outbox.update_of_id.is_(None), original.status == SENT),
+                # New posts to one place go out in order: none overtakes an earlier one still
+                # waiting (a retry after 429 or 500 holds back what was queued behind it). Edits
+                # only wait for the post they edit.
+                or_(
+                    Outbox.update_of_id.is_not(None),
+                    ~exists().where(
+                        earlier.platform == Outbox.platform,
+                        earlier.target_kind == Outbox.target_kind,
+                        earlier.target_ref == Outbox.target_ref,
+                        earlier.id < Outbox.id,
+                        earlier.update_of_id.is_(None),
+                        earlier.status.in_((PENDING, SENDING)),
+                    ),
+                ),
             )
             .order_by(Outbox.id)
             .limit(limit)

@@ -145,8 +145,8 @@ def test_posts_fan_out_to_every_identity_and_channel(loaded: sessionmaker[Sessio
 def test_concurrent_senders_never_claim_the_same_row(pg_session_factory: sessionmaker[Session]) -> None:
     session_factory = pg_session_factory
     with session_factory.begin() as session:
-        for n in range(200):
-            enqueue(session, CHANNEL, HELLO, f"k{n}", NOW)
+        for n in range(200):  # 200 places: posts to one place go one at a time, in order
+            enqueue(session, Target("console", "channel", f"#c{n}"), HELLO, f"k{n}", NOW)
     claimed: list[list[int]] = []
     barrier = threading.Barrier(4)
 
@@ -224,3 +224,35 @@ def test_an_edit_of_a_failed_post_fails_too(session_factory: sessionmaker[Sessio
     assert [r.status for r in rows(session_factory)] == ["failed", "failed"]
     with session_factory() as session:
         assert outbox.pending_count(session, "console") == 0
+
+
+def test_posts_to_one_place_keep_their_order_through_failures(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    """A post that fails (429, 500, a timeout) holds back the ones queued behind it for the same
+    place, so a channel reads its posts in the order they were written; other places go on."""
+    with session_factory.begin() as session:
+        for n in range(6):
+            enqueue(session, CHANNEL, Message(text=f"post {n}"), f"order-{n}", NOW)
+        enqueue(session, Target("console", "channel", "#other"), Message(text="elsewhere"), "other", NOW)
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.failures = {"post 1": 2, "post 4": 1}  # post 1 fails twice, post 4 once
+
+        def send(self, post: Post) -> str:
+            text = post.message.text or ""
+            if self.failures.get(text):
+                self.failures[text] -= 1
+                raise DeliveryError("HTTP 500", retryable=True)
+            self.sent.append(text)
+            return f"ref-{post.id}"
+
+    sender = Flaky()
+    for _ in range(40):  # rounds of the drain, the clock moving past every backoff
+        drain(session_factory, "console", sender, clock)
+        clock.now += timedelta(minutes=5)
+    assert [t for t in sender.sent if t != "elsewhere"] == [f"post {n}" for n in range(6)]
+    assert sender.sent.index("elsewhere") < sender.sent.index("post 2")  # not held back by #cx
+    assert all(row.status == "sent" for row in rows(session_factory))
