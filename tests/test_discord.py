@@ -74,6 +74,12 @@ class Running:
         self.loop.call_soon_threadsafe(self.client._connection.parsers[name], raw)
 
     def close(self) -> None:
+        async def settle() -> None:  # let the handlers still running finish, as a clean shutdown would
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+        self.run(settle())
         self.run(self.client.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -509,3 +515,19 @@ def test_reactions_and_replies_on_a_tip_post_count_as_engagement(
     with loaded() as session:
         kinds = sorted(e.kind for e in session.scalars(select(TipEngagement)))
     assert kinds == ["reaction", "reply"]
+
+
+def test_a_slow_answer_is_deferred_then_followed_up(core: CxApp, stub: DiscordStub) -> None:
+    """Discord allows 3 s for the first answer: when the core takes longer than the adapter's
+    patience (here: none at all), the interaction is deferred and the answer follows."""
+    client = CxDiscord(core, guild_ids=[GUILD], command_help=command_help(core, "en"), defer_after=0.0)
+    bot = Running(client)
+    try:
+        bot.feed(slash("whoami"))
+        deferred = callbacks(stub)[0]
+        assert deferred["type"] == 5 and deferred["data"]["flags"] & 64  # "thinking…", privately
+        follow_up = stub.wait_for(lambda c: c.method == "POST" and c.path.startswith(f"/webhooks/{APP}/"), timeout=15)
+        assert "Leila" in embed_text(follow_up[-1].json)
+        assert follow_up[-1].json["allowed_mentions"] == {"parse": []}
+    finally:
+        bot.close()

@@ -306,8 +306,8 @@ def _describe(error: Any) -> str:
 def parse_journey(text: str, file: str = "<journey>") -> ParseResult:
     """Parse and validate a journey file; never raises for bad content."""
     data, positions, problems = _read_yaml(text, file)
-    if data is None:
-        return ParseResult(None, problems)
+    if data is None:  # no document, or one that is only `null` or `~`
+        return ParseResult(None, problems or [Problem(file, 1, "the file is empty")])
     if not isinstance(data, dict):
         return ParseResult(None, [*problems, Problem(file, 1, "the top level must be a mapping")])
     try:

@@ -163,6 +163,8 @@ def test_bad_kpi_files_are_refused_with_the_line_and_reason(
 
 JOURNEYS = [
     ("", "empty"),
+    ("null", "empty"),
+    ("~\n", "empty"),
     ("\x08", "malformed YAML"),
     ("org:\n  name: \x00\n", "malformed YAML"),
     ("org: [", "YAML"),
