@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
-from bot.domain.issues import defuse_mentions
+from bot.domain.issues import defuse_mentions, shorten
 from bot.domain.tips import Tip
 from bot.forms import Form, FormRequest, FormSubmission
 from bot.i18n import Catalogue
@@ -167,8 +167,7 @@ def parse_command(text: str) -> tuple[str, str]:
 
 def excerpt(text: str, limit: int = 40) -> str:
     """Echo user input safely: short, on one line, and unable to ping anyone."""
-    flat = " ".join(text.split())
-    return defuse_mentions(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+    return defuse_mentions(shorten(text, limit))
 
 
 class CxApp:

@@ -20,6 +20,7 @@ import openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain.classify import Classification, JourneyIndex, Sentiment, classify_offline
+from bot.domain.issues import shorten
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,16 @@ def failure_reason(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}"
 
 
+def _answer_message(response: Any) -> Any:
+    """The answer's message, or _Unusable when there is none or the model refused."""
+    if not response.choices:
+        raise _Unusable("no choices")
+    message = response.choices[0].message
+    if getattr(message, "refusal", None):
+        raise _Unusable(f"refused: {message.refusal}")
+    return message
+
+
 class OpenAIClassifier:
     def __init__(
         self, client: openai.OpenAI, model: str, timeout: float = 2.0, fallback: Classifier | None = None
@@ -120,11 +131,7 @@ class OpenAIClassifier:
             },
             timeout=self.timeout,
         )
-        if not response.choices:
-            raise _Unusable("no choices")
-        message = response.choices[0].message
-        if getattr(message, "refusal", None):
-            raise _Unusable(f"refused: {message.refusal}")
+        message = _answer_message(response)
         answer = _Answer.model_validate_json(message.content or "")
         stages = {s.key for s in index.stages}
         if answer.stage is not None and answer.stage not in stages:
@@ -174,11 +181,6 @@ class Summariser(Protocol):
 QUOTE_CHARS = 160
 
 
-def _quote(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…"
-
-
 class ExtractiveSummariser:
     """Offline: for each of the three commonest themes, the shortest observation that carries
     it, quoted. Nothing is invented; every word is an employee's."""
@@ -191,7 +193,7 @@ class ExtractiveSummariser:
             if candidates:
                 chosen = min(candidates, key=lambda text: (len(text), text))
                 quoted.add(chosen)
-                lines.append(f"{theme} ({count}): “{_quote(chosen)}”")
+                lines.append(f"{theme} ({count}): “{shorten(chosen, QUOTE_CHARS)}”")
         return Summary("\n".join(lines), "offline")
 
 
@@ -220,7 +222,7 @@ class OpenAISummariser:
         return dataclasses.replace(offline, note=f"OpenAI failed ({reason})")
 
     def _ask(self, observations: Sequence[ObservationText], language: str) -> str:
-        listing = "\n".join(f"- {_quote(o.text)}" for o in observations[-MAX_SUMMARY_INPUT:])
+        listing = "\n".join(f"- {shorten(o.text, QUOTE_CHARS)}" for o in observations[-MAX_SUMMARY_INPUT:])
         response = self.client.chat.completions.create(
             model=self.model,
             messages=[
@@ -232,11 +234,7 @@ class OpenAISummariser:
             ],
             timeout=self.timeout,
         )
-        if not response.choices:
-            raise _Unusable("no choices")
-        message = response.choices[0].message
-        if getattr(message, "refusal", None):
-            raise _Unusable(f"refused: {message.refusal}")
+        message = _answer_message(response)
         text = " ".join((message.content or "").split())
         if not text:
             raise _Unusable("empty summary")

@@ -131,6 +131,12 @@ _MASS_MENTIONS = re.compile(
 )
 
 
+def shorten(text: str, limit: int) -> str:
+    """On one line and at most ``limit`` characters, an ellipsis marking a cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def defuse_mentions(text: str) -> str:
     """User text echoed by the bot must never ping a crowd: break @everyone, @here, <!channel>,
     user groups and roles.

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.app import excerpt
 from bot.domain.issues import defuse_mentions
 from bot.domain.kpi import SCALES, Metric, median_and_p90
 from bot.domain.tips import Tip
@@ -125,7 +126,6 @@ class Digest:
     previous_week: str
     starts: datetime
     ends: datetime
-    language: str
     low_n: int
     kpis: list[PlaceReport]
     trend_weeks: list[str]
@@ -217,11 +217,6 @@ class Digest:
                 for w in self.we_did
             ],
         }
-
-
-def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    flat = " ".join(text.split())
-    return defuse_mentions(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def _hours(values: list[float]) -> Timing:
@@ -382,14 +377,14 @@ def we_did(session: Session, org: Org, start: datetime, end: datetime) -> list[W
     for issue_id, text in session.execute(
         select(Observation.issue_id, Observation.text).where(Observation.issue_id.in_(ids)).order_by(Observation.id)
     ):
-        linked[issue_id].append(_quote(text, 100))
+        linked[issue_id].append(excerpt(text, 100))
     return [
         WeDid(
             i.id,
             i.touchpoint.key,
-            _quote(i.description),
+            excerpt(i.description, QUOTE_CHARS),
             i.root_cause,
-            _quote(i.action_taken or ""),
+            excerpt(i.action_taken or "", QUOTE_CHARS),
             linked[i.id][:2],
             max(raised.get(i.id, 0), 1),
         )
@@ -459,7 +454,6 @@ def build_digest(
         previous_week=before,
         starts=start.astimezone(zone),
         ends=end.astimezone(zone),
-        language=org.language,
         low_n=low_n,
         kpis=[measured for stage in kpis if (measured := _measured(stage)).metrics],
         trend_weeks=weeks,
