@@ -33,6 +33,7 @@ from bot.domain.tips import TipsFileError
 from bot.domain.weeks import parse_week
 from bot.i18n import CatalogueError
 from bot.llm import Classifier, Summariser, build_classifier, build_summariser
+from bot.outbox import Sender, drain_until
 from bot.scheduler import (
     Leadership,
     build_scheduler,
@@ -322,12 +323,13 @@ def run_chat(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     closers: list[Callable[[], object]] = []
+    senders: dict[str, Sender] = {}
     drains: list[threading.Thread] = []
     scheduler = leadership = None
     try:
         if slack:
             from adapters.slack.bot import SlackBot, make_client  # composition root
-            from adapters.slack.runtime import drain_forever, serve_http, socket_mode
+            from adapters.slack.runtime import serve_http, socket_mode
             from adapters.slack.sender import SlackSender
 
             client = make_client(slack_token or "", settings.slack_api_base_url)
@@ -338,18 +340,12 @@ def run_chat(
                 closers.append(server.shutdown)
             else:
                 closers.append(socket_mode(bot, app_token or "").close)
-            sender = SlackSender(client, session_factory)
-            drains.append(
-                threading.Thread(
-                    target=drain_forever, args=(session_factory, sender, utc_now, stop), name="slack-drain", daemon=True
-                )
-            )
+            senders["slack"] = SlackSender(client, session_factory)
             typer.echo(
                 f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
             )
         if discord:
             from adapters.discord.bot import CxDiscord, command_help
-            from adapters.discord.runtime import drain_forever as discord_drain
             from adapters.discord.runtime import start_in_thread, stop_client
             from adapters.discord.sender import DiscordSender
 
@@ -365,20 +361,21 @@ def run_chat(
             except Exception as exc:  # a bad token, an unreachable Discord: one line
                 fail(f"Discord: could not log in: {exc}")
             closers.append(lambda: stop_client(discord_bot, thread))
-            sender_d = DiscordSender(discord_bot, session_factory)
-            drains.append(
-                threading.Thread(
-                    target=discord_drain,
-                    args=(session_factory, sender_d, utc_now, stop),
-                    name="discord-drain",
-                    daemon=True,
-                )
-            )
+            senders["discord"] = DiscordSender(discord_bot, session_factory)
             typer.echo("cxbot: Discord adapter running.", err=True)
         if not no_clock:
             scheduler, leadership = start_scheduler(
                 engine, session_factory, utc_now, time_zone, settings, content, blocking=False
             )
+        drains += [
+            threading.Thread(
+                target=drain_until,
+                args=(session_factory, name, sender, utc_now, stop),
+                name=f"{name}-drain",
+                daemon=True,
+            )
+            for name, sender in senders.items()
+        ]
         for drain_thread in drains:
             drain_thread.start()
         while not stop.wait(1.0):

@@ -9,6 +9,7 @@ platform's reference; a row whose sender died mid-post is claimed again when its
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -349,6 +350,26 @@ def drain(
         record_sent(session_factory, post, reference, clock())
         delivered.append(post)
     return delivered
+
+
+def drain_until(
+    session_factory: sessionmaker[Session],
+    platform: str,
+    sender: Sender,
+    clock: Callable[[], datetime],
+    stop: threading.Event,
+    interval: float = 1.0,
+) -> None:
+    """An adapter's delivery loop: drain until ``stop`` is set, resting ``interval`` seconds when
+    nothing was due; a failing round is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            delivered = drain(session_factory, platform, sender, clock)
+        except Exception:
+            log.exception("outbox: draining %s failed; trying again", platform)
+            delivered = []
+        if not delivered:
+            stop.wait(interval)
 
 
 def pending_count(session: Session, platform: str | None = None) -> int:

@@ -6,14 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
-from datetime import datetime
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from adapters.discord.bot import PLATFORM, CxDiscord
-from adapters.discord.sender import DiscordSender
-from bot.outbox import drain
+from adapters.discord.bot import CxDiscord
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +45,6 @@ def start_in_thread(client: CxDiscord, token: str, ready_timeout: float = 60.0) 
     if failure:
         raise failure[0]
     return thread
-
-
-def drain_forever(
-    session_factory: sessionmaker[Session],
-    sender: DiscordSender,
-    clock: Callable[[], datetime],
-    stop: threading.Event,
-    interval: float = 1.0,
-) -> None:
-    """Deliver Discord's posts until ``stop`` is set; a failing round is logged, not fatal."""
-    while not stop.is_set():
-        try:
-            delivered = drain(session_factory, PLATFORM, sender, clock)
-        except Exception:
-            log.exception("discord: outbox drain failed; trying again")
-            delivered = []
-        if not delivered:
-            stop.wait(interval)
 
 
 def stop_client(client: CxDiscord, thread: threading.Thread) -> None:

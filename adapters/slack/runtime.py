@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import datetime
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.slack.bot import PLATFORM, SlackBot
-from adapters.slack.sender import SlackSender
-from bot.outbox import drain
+from adapters.slack.bot import SlackBot
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +50,3 @@ def socket_mode(bot: SlackBot, app_token: str) -> SocketModeHandler:
     handler.connect()
     log.info("slack: connected in Socket Mode")
     return handler
-
-
-def drain_forever(
-    session_factory: sessionmaker[Session],
-    sender: SlackSender,
-    clock: Callable[[], datetime],
-    stop: threading.Event,
-    interval: float = 1.0,
-) -> None:
-    """Deliver Slack's posts until ``stop`` is set; a failing round is logged, not fatal."""
-    while not stop.is_set():
-        try:
-            delivered = drain(session_factory, PLATFORM, sender, clock)
-        except Exception:
-            log.exception("slack: outbox drain failed; trying again")
-            delivered = []
-        if not delivered:
-            stop.wait(interval)
