@@ -4,6 +4,8 @@ A use case enqueues in the same transaction as its state change, so a crash eith
 or keeps both. The idempotency key makes a repeated job or a retried event a no-op. A sender
 claims rows with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), posts, and records the
 platform's reference; a row whose sender died mid-post is claimed again when its lease runs out.
+Such a row, or one whose send timed out, may already be on the platform: it is marked, and the
+sender looks for it (by a key it posted with) before posting again, so a post is made once.
 """
 
 from __future__ import annotations
@@ -50,13 +52,22 @@ class Post:
     attempts: int
     # Set when this post edits an earlier one: that post's platform reference.
     edit_ref: str | None = None
+    # An earlier attempt may have reached the platform: look for it before posting again.
+    maybe_delivered: bool = False
+    queued_at: datetime | None = None
 
 
 class DeliveryError(Exception):
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    """``maybe_delivered``: the platform may have taken the post before the failure showed (a
+    timeout waiting for its answer, a dropped connection, a 5xx), so a retry must look first."""
+
+    def __init__(
+        self, reason: str, *, retryable: bool, retry_after: float | None = None, maybe_delivered: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 class Sender(Protocol):
@@ -275,6 +286,9 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
                 # Its senders kept dying mid-post (nobody recorded a result): stop trying.
                 row.status, row.last_error = FAILED, row.last_error or "no sender finished delivering it"
                 continue
+            if row.status == SENDING:
+                # Its lease ran out: the sender that held it died or hung, perhaps after posting.
+                row.delivery_unknown = True
             row.status = SENDING
             row.attempts += 1
             # While sending, next_attempt_at is the lease's end: past it, another sender may retry.
@@ -287,6 +301,8 @@ def claim(session_factory: sessionmaker[Session], platform: str, now: datetime, 
                     idempotency_key=row.idempotency_key,
                     attempts=row.attempts,
                     edit_ref=edited.get(row.update_of_id) if row.update_of_id else None,
+                    maybe_delivered=row.delivery_unknown,
+                    queued_at=row.created_at,
                 )
             )
         return posts
@@ -320,6 +336,7 @@ def record_failure(session_factory: sessionmaker[Session], post: Post, error: De
         if row is None:
             return
         row.last_error = str(error)[:2000]
+        row.delivery_unknown = row.delivery_unknown or error.maybe_delivered
         if error.retryable and row.attempts < MAX_ATTEMPTS:
             wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff(row.attempts)
             row.status, row.next_attempt_at = PENDING, now + wait
@@ -345,7 +362,8 @@ def drain(
             continue
         except Exception as exc:  # a sender bug must not stop the queue; retry later
             log.exception("outbox %s to %s: sender raised", post.id, post.target)
-            record_failure(session_factory, post, DeliveryError(repr(exc), retryable=True), clock())
+            failure = DeliveryError(repr(exc), retryable=True, maybe_delivered=True)
+            record_failure(session_factory, post, failure, clock())
             continue
         record_sent(session_factory, post, reference, clock())
         delivered.append(post)

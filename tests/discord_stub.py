@@ -347,7 +347,17 @@ class DiscordStub:
 
     @staticmethod
     def _r_send(self: DiscordStub, call: Call, m):
-        return 200, self.message(channel_id=int(m["cid"]), body=call.json, files=call.files), {}
+        body = call.json or {}
+        nonce = body.get("nonce") if body.get("enforce_nonce") else None
+        if nonce is not None:  # as Discord does: the same author and nonce get the message made before
+            with self._lock:
+                for made in self.messages.values():
+                    if made.get("nonce") == nonce and made.get("channel_id") == m["cid"]:
+                        return 200, made, {}
+        msg = self.message(channel_id=int(m["cid"]), body=body, files=call.files)
+        if nonce is not None:
+            msg["nonce"] = nonce
+        return 200, msg, {}
 
     @staticmethod
     def _r_get_message(self: DiscordStub, call: Call, m):

@@ -1,5 +1,6 @@
 """A loopback stand-in for the Slack Web API (plus file upload URLs and response URLs) that
-records every call and can be told to answer 429 or 500. The real slack_sdk WebClient talks to
+records every call and can be told to answer 429 or 500, or to do a call's work and then hold
+its answer back (as a slow or hung Slack would). The real slack_sdk WebClient talks to
 it over HTTP, exactly as it would talk to slack.com."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,9 +21,11 @@ class SlackStub:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.overrides: dict[str, list[Answer]] = {}  # method → answers to give first, in order
+        self.delays: dict[str, list[float]] = {}  # method → seconds to hold the next answers back
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) → message, for history
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
+        self.clock: Callable[[], float] = time.time  # Slack's clock, for message timestamps
         self._files = itertools.count(1)
         stub = self
 
@@ -48,7 +53,11 @@ class SlackStub:
                     stub.calls.append({"method": method, "body": body, "headers": dict(self.headers)})
                     queued = stub.overrides.get(method)
                     override = queued.pop(0) if queued else None
+                    waits = stub.delays.get(method)
+                    delay = waits.pop(0) if waits else 0.0
                 status, headers, answer = override if override is not None else (200, {}, stub.answer(method, body))
+                if delay:
+                    time.sleep(delay)  # the work is done; only the answer is late
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -77,14 +86,31 @@ class SlackStub:
         body = {"ok": False, "error": error or ("ratelimited" if status == 429 else "internal_error")}
         self.overrides.setdefault(method, []).append((status, headers or {}, body))
 
+    def delay_next(self, method: str, seconds: float) -> None:
+        self.delays.setdefault(method, []).append(seconds)
+
+    def posted(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The messages in channels (not thread replies), oldest first."""
+        with self._lock:
+            found = [m for (c, _), m in self.messages.items() if channel in (None, c) and not m.get("thread_ts")]
+        return sorted(found, key=lambda m: m["ts"])
+
     def answer(self, method: str, body: Any) -> Any:
         if method == "auth.test":
             return {"ok": True, "team_id": "T0NL", "user_id": "UBOT", "bot_id": "BBOT", "user": "cxbot"}
         if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"
+            ts = f"{int(self.clock())}.{next(self._ts):06d}"
             channel = str(body.get("channel"))
             channel = "D" + channel[1:] if channel.startswith("U") else channel  # a user's DM
-            self.messages[(channel, ts)] = {"ts": ts, "text": body.get("text", ""), "user": "UBOT"}
+            metadata = body.get("metadata")
+            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+            self.messages[(channel, ts)] = {
+                "ts": ts,
+                "channel": channel,
+                "text": body.get("text", ""),
+                "user": "UBOT",
+                **({"metadata": metadata} if metadata else {}),
+            }
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, "text": body.get("text", "")}}
         if method == "chat.update":
             return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
@@ -93,6 +119,18 @@ class SlackStub:
         if method in ("views.open", "views.publish", "views.update"):
             view = body.get("view")
             return {"ok": True, "view": {"id": "V1", **(json.loads(view) if isinstance(view, str) else view or {})}}
+        if method == "conversations.open":
+            user = str(body.get("users"))
+            return {"ok": True, "channel": {"id": "D" + user[1:]}}
+        if method == "conversations.history" and not body.get("latest"):  # newest first, as Slack
+            channel, oldest = str(body.get("channel")), str(body.get("oldest") or "0")
+            with_metadata = body.get("include_all_metadata") in ("1", "true", True)
+            found = [
+                {k: v for k, v in m.items() if k != "metadata" or with_metadata}
+                for m in reversed(self.posted(channel))
+                if float(m["ts"]) > float(oldest)
+            ]
+            return {"ok": True, "messages": found, "has_more": False}
         if method == "conversations.history":  # the channel's own messages: not those in threads
             found = self.messages.get((str(body.get("channel")), str(body.get("latest"))))
             in_channel = found is not None and not found.get("thread_ts")
@@ -111,5 +149,8 @@ class SlackStub:
             return {"ok": True}
         if method == "files.completeUploadExternal":
             files = json.loads(body["files"])
+            parent = self.messages.get((str(body.get("channel_id")), str(body.get("thread_ts"))))
+            if parent is not None:  # a file shared into a thread is a reply to it
+                parent["reply_count"] = int(parent.get("reply_count") or 0) + 1
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         return {"ok": True}

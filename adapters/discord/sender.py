@@ -3,11 +3,16 @@
 A post's reference is ``"<channel id>:<message id>"``, what an edit and a reaction are matched
 against. discord.py already waits out rate limits and retries 5xx a few times; what still fails
 is sorted here: retry later (429, 5xx, network), or give up (no access, unknown channel).
+
+Every post is sent with a nonce made from its outbox key, and discord.py asks Discord to enforce
+it: a retry after a timeout or a killed sender gets the message already made back instead of a
+second copy, for as long as Discord remembers nonces (a few minutes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 from typing import Any
@@ -26,6 +31,11 @@ log = logging.getLogger(__name__)
 TIMEOUT = 60.0
 
 
+def post_nonce(idempotency_key: str) -> str:
+    """Discord takes a nonce of at most 25 characters."""
+    return "cx" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:23]
+
+
 class DiscordSender:
     def __init__(
         self, client: discord.Client, session_factory: sessionmaker[Session], timeout: float = TIMEOUT
@@ -39,7 +49,7 @@ class DiscordSender:
             return future.result(self.timeout)
         except TimeoutError:
             future.cancel()
-            raise DeliveryError("discord: timed out", retryable=True) from None
+            raise DeliveryError("discord: timed out", retryable=True, maybe_delivered=True) from None
 
     async def deliver(self, post: Post) -> str | None:
         kwargs: dict[str, Any] = send_kwargs(post.message)
@@ -59,18 +69,18 @@ class DiscordSender:
             chart = self._chart(post)
             if chart is not None:
                 kwargs["file"] = discord.File(io.BytesIO(chart), filename=CHART_FILENAME)
-            message = await channel.send(**kwargs)
+            message = await channel.send(nonce=post_nonce(post.idempotency_key), **kwargs)
             return f"{message.channel.id}:{message.id}"
         except discord.RateLimited as exc:
             raise DeliveryError("discord: rate limited", retryable=True, retry_after=exc.retry_after) from None
         except discord.DiscordServerError as exc:
-            raise DeliveryError(f"discord: HTTP {exc.status}", retryable=True) from None
+            raise DeliveryError(f"discord: HTTP {exc.status}", retryable=True, maybe_delivered=True) from None
         except (discord.Forbidden, discord.NotFound) as exc:
             raise DeliveryError(f"discord: HTTP {exc.status} {exc.text}", retryable=False) from None
         except discord.HTTPException as exc:
             raise DeliveryError(f"discord: HTTP {exc.status} {exc.text}", retryable=exc.status == 429) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryError(f"discord: network: {exc}", retryable=True) from None
+            raise DeliveryError(f"discord: network: {exc}", retryable=True, maybe_delivered=True) from None
 
     def _chart(self, post: Post) -> bytes | None:
         image = post.message.image

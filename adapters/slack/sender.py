@@ -4,14 +4,21 @@ A post's reference is ``"<channel>:<ts>"``: what ``chat.update`` needs to edit i
 what reactions and thread replies on it are matched against. 429 is retried after Slack's
 ``Retry-After``; 5xx, timeouts and dropped connections with the outbox's backoff; an error that
 will not go away (a channel that does not exist, a bot not in it) is given up at once.
+
+Every post carries its outbox key (hashed) in Slack's message metadata. When an earlier attempt
+may have reached Slack (its sender was killed, or timed out waiting for the answer), the sender
+reads the channel's history since the post was queued and takes the message it finds there
+instead of posting a second copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -26,6 +33,8 @@ from bot.store.models import Attachment
 log = logging.getLogger(__name__)
 
 PACE_SECONDS = 1.0  # Slack allows about one message per second per channel
+METADATA_TYPE = "cxbot_post"
+LOOKUP_PAGES = 5  # 1 000 messages since the post was queued: far more than a lease's worth
 # Errors that retrying cannot fix: https://api.slack.com/methods/chat.postMessage#errors
 PERMANENT = frozenset(
     {
@@ -53,6 +62,24 @@ def split_ref(ref: str) -> tuple[str, str]:
     return channel, ts
 
 
+def post_marker(idempotency_key: str) -> str:
+    """What a post carries in its metadata to be found again: the outbox key, hashed, because
+    metadata is visible to other apps in the workspace and the key names issues and people."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def post_metadata(idempotency_key: str) -> dict[str, object]:
+    return {"event_type": METADATA_TYPE, "event_payload": {"outbox": post_marker(idempotency_key)}}
+
+
+def carries_marker(message: dict[str, object], marker: str) -> bool:
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload.get("outbox") == marker
+
+
 class SlackSender:
     def __init__(
         self,
@@ -77,18 +104,64 @@ class SlackSender:
                 self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
                 return post.edit_ref
             self._wait_turn(post.target.ref)
-            # A user id as the channel posts in the person's DM with the app.
-            response = self.client.chat_postMessage(
-                channel=post.target.ref, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
-            )
-            channel, ts = str(response["channel"]), str(response["ts"])
+            found = self._already_posted(post) if post.maybe_delivered else None
+            if found is not None:
+                channel, ts, replies = found
+                log.info("slack: outbox %s was already in %s; not posted again", post.id, channel)
+                if replies:  # the chart went with it (it is the thread's first reply)
+                    return f"{channel}:{ts}"
+            else:
+                # A user id as the channel posts in the person's DM with the app.
+                response = self.client.chat_postMessage(
+                    channel=post.target.ref,
+                    text=text,
+                    blocks=blocks,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    metadata=post_metadata(post.idempotency_key),
+                )
+                channel, ts = str(response["channel"]), str(response["ts"])
         except SlackApiError as exc:
             raise self._delivery_error(exc) from None
         except (TimeoutError, URLError, ConnectionError, OSError) as exc:
-            raise DeliveryError(f"network: {exc}", retryable=True) from None
+            # The request may have reached Slack before the answer was lost.
+            raise DeliveryError(f"network: {exc}", retryable=True, maybe_delivered=True) from None
         if post.message.image is not None and post.message.image.attachment:
             self._upload(channel, ts, post.message.image.attachment, post.message.image.alt)
         return f"{channel}:{ts}"
+
+    def _already_posted(self, post: Post) -> tuple[str, str, int] | None:
+        """The (channel, ts, thread replies) of this post if an earlier attempt made it.
+
+        An error that retrying will not heal (a missing history scope) cannot be allowed to hold
+        the post back for ever: it is logged and the post goes out, perhaps a second time.
+        """
+        try:
+            channel = post.target.ref
+            if post.target.kind == "user":
+                channel = str(self.client.conversations_open(users=post.target.ref)["channel"]["id"])
+            since = post.queued_at - timedelta(minutes=1) if post.queued_at else None
+            marker, cursor = post_marker(post.idempotency_key), None
+            for _ in range(LOOKUP_PAGES):
+                page = self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{since.timestamp():.6f}" if since else None,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+                for message in page.get("messages") or []:
+                    if carries_marker(message, marker):
+                        return channel, str(message["ts"]), int(message.get("reply_count") or 0)
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            error = self._delivery_error(exc)
+            if error.retryable:
+                raise
+            log.warning("slack: cannot check whether outbox %s was already posted (%s); posting it", post.id, error)
+        return None
 
     def _wait_turn(self, channel: str) -> None:
         with self._lock:
@@ -123,6 +196,6 @@ class SlackSender:
             except ValueError:
                 seconds = None
             return DeliveryError("slack: rate limited", retryable=True, retry_after=seconds)
-        if status >= 500:
-            return DeliveryError(f"slack: HTTP {status}", retryable=True)
+        if status >= 500:  # Slack may have posted it before failing to answer
+            return DeliveryError(f"slack: HTTP {status}", retryable=True, maybe_delivered=True)
         return DeliveryError(f"slack: {error or status}", retryable=error not in PERMANENT)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -282,6 +283,9 @@ class Outbox(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     # An edit of an earlier post: sent once that post has a platform reference to edit.
     update_of_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    # An earlier attempt may have reached the platform (its sender died, or timed out waiting for
+    # the answer): before posting again, the sender looks for that post.
+    delivery_unknown: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Issue(Base):
