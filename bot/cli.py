@@ -340,7 +340,8 @@ def run_chat(
                 closers.append(server.shutdown)
             else:
                 closers.append(socket_mode(bot, app_token or "").close)
-            senders["slack"] = SlackSender(client, session_factory)
+            sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
+            senders["slack"] = SlackSender(sender_client, session_factory)
             typer.echo(
                 f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
             )

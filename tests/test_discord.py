@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.discord.bot import CAPTURE_MENU, CxDiscord, command_help
 from adapters.discord.render import CHART_FILENAME, message_embed
-from adapters.discord.sender import DiscordSender
+from adapters.discord.sender import DiscordSender, post_nonce
 from bot.app import CxApp
 from bot.messages import Button, Image, Message, MessageField
 from bot.outbox import DeliveryError, Post, Target
@@ -410,6 +410,22 @@ def test_the_sender_posts_with_the_chart_edits_and_writes_dms(
     assert patch.json["components"][0]["components"][0]["custom_id"] == "cx:issue:1:details"
     dm = sender.send(Post(3, Target("discord", "user", str(LEILA)), Message(text="Till dig"), "k3", 0))
     assert dm is not None and stub.find("POST", r"/users/@me/channels")
+
+
+def test_a_resent_post_gets_the_message_made_before_not_a_second_one(
+    running: Running, stub: DiscordStub, loaded: sessionmaker[Session]
+) -> None:
+    """A retry after a timeout or a killed sender sends the same nonce (from the outbox key), and
+    Discord, enforcing it, answers with the message it already made (the stub does the same)."""
+    sender = DiscordSender(running.client, loaded)
+    post = Post(7, Target("discord", "channel", str(BILLING)), Message(text="En gång"), "digest:2026-W47:x", 2)
+    first, again = sender.send(post), sender.send(post)
+    assert first is not None and first == again
+    sends = stub.find("POST", rf"/channels/{BILLING}/messages")
+    assert len(sends) == 2 and {s.json["nonce"] for s in sends} == {post_nonce(post.idempotency_key)}
+    assert all(s.json["enforce_nonce"] is True for s in sends) and len(post_nonce("x" * 300)) <= 25
+    other = sender.send(Post(8, Target("discord", "channel", str(BILLING)), Message(text="En gång"), "other", 1))
+    assert other != first  # another outbox row is another message, even with the same words
 
 
 @pytest.mark.parametrize(

@@ -385,9 +385,15 @@ class SlackBot:
         return None
 
 
-def make_client(token: str, base_url: str | None = None, timeout: int = 10) -> WebClient:
-    """The official client; ``base_url`` (SLACK_API_BASE_URL) for GovSlack-style endpoints and tests."""
+def make_client(token: str, base_url: str | None = None, timeout: int = 10, *, retries: bool = True) -> WebClient:
+    """The official client; ``base_url`` (SLACK_API_BASE_URL) for GovSlack-style endpoints and tests.
+
+    ``retries=False`` is for the outbox's sender: the client's own retry after a dropped
+    connection would post a message Slack may already have, behind the outbox's back.
+    """
     options: dict[str, Any] = {"token": token, "timeout": timeout}
+    if not retries:
+        options["retry_handlers"] = []
     if base_url:
         options["base_url"] = base_url
     return WebClient(**options)
