@@ -28,6 +28,7 @@ from bot.messages import CaptureRequest, Click, Invocation, Message, Reaction, R
 from bot.services.inbound import first_delivery
 from bot.services.journey import current_org
 from bot.services.suggest import suggestions
+from bot.store.db import database_unavailable, driver_reason
 from bot.store.models import Identity, Org, Person
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,16 @@ class CxApp:
         return Reply(Message(text=ctx.t(error.key, **error.values)), refused=True)
 
     def on_error(self, ctx: Context, error: Exception, what: str) -> Reply:
+        if database_unavailable(error):
+            # Not a bug to trace: the database is down or locked. Say so, and that nothing was kept.
+            log.error(
+                "%s from %s user %s: the database is unavailable: %s",
+                what,
+                ctx.platform,
+                ctx.user_id,
+                driver_reason(error),
+            )
+            return Reply(Message(text=ctx.t("common.database_unavailable")))
         log.exception("%s from %s user %s failed", what, ctx.platform, ctx.user_id, exc_info=error)
         return Reply(Message(text=ctx.t("common.internal_error")))
 

@@ -50,7 +50,7 @@ from bot.services.kpi_import import ImportFileError, ImportResult, import_aggreg
 from bot.services.observations import classify_pending
 from bot.services.setup import JourneyFileError, apply_journey, read_journey
 from bot.services.warehouse import pull_warehouse, warehouse_engine
-from bot.store.db import DatabaseError, check_connection, make_engine, make_session_factory, safe_url, upgrade
+from bot.store.db import DatabaseError, make_engine, make_session_factory, safe_url, upgrade, wait_for_database
 from bot.store.models import Org, Person
 
 app = typer.Typer(
@@ -108,7 +108,7 @@ def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     """Connect and bring the schema up to date (a no-op when it already is)."""
     try:
         engine = make_engine(settings.database_url)
-        check_connection(engine)
+        wait_for_database(engine, settings.database_wait)
         upgrade(engine)
     except DatabaseError as exc:
         fail(str(exc))

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
         default="sqlite:///cxbot.db",
         validation_alias=AliasChoices("CXBOT_DATABASE_URL", "DATABASE_URL"),
     )
+    # Seconds to keep trying an unreachable database at start before giving up (0: at once).
+    database_wait: float = Field(default=30.0, ge=0, le=3600)
     content_dir: Path = Field(default_factory=default_content_dir)
     journey_file: Path | None = None
     time_zone: TimeZone = "Europe/Stockholm"

@@ -21,7 +21,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.messages import Message
-from bot.store.db import insert_for
+from bot.store.db import driver_reason, insert_for
 from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
 
 log = logging.getLogger(__name__)
@@ -377,15 +377,26 @@ def drain_until(
     clock: Callable[[], datetime],
     stop: threading.Event,
     interval: float = 1.0,
+    max_pause: float = 30.0,
 ) -> None:
     """An adapter's delivery loop: drain until ``stop`` is set, resting ``interval`` seconds when
-    nothing was due; a failing round is logged, not fatal."""
+    nothing was due. A failing round (the database gone away) is logged, not fatal: the loop
+    waits longer after each failure in a row, up to ``max_pause``, and says when it works again."""
+    failures = 0
     while not stop.is_set():
         try:
             delivered = drain(session_factory, platform, sender, clock)
-        except Exception:
-            log.exception("outbox: draining %s failed; trying again", platform)
-            delivered = []
+        except Exception as exc:
+            failures += 1
+            if failures == 1:
+                log.exception("outbox: draining %s failed; trying again", platform)
+            else:
+                log.warning("outbox: draining %s failed %s times in a row: %s", platform, failures, driver_reason(exc))
+            stop.wait(min(interval * 2**failures, max_pause))
+            continue
+        if failures:
+            log.info("outbox: draining %s works again after %s failed rounds", platform, failures)
+            failures = 0
         if not delivered:
             stop.wait(interval)
 

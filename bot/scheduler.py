@@ -35,6 +35,7 @@ from bot.services.observations import classify_pending
 from bot.services.sla_sweep import SweepReport, sweep
 from bot.services.tips import TipService, subscriptions
 from bot.services.warehouse import pull_warehouse
+from bot.store.db import driver_reason
 from bot.store.models import Outbox, Subscription
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,17 @@ class Leadership:
                     self._release()
             # Autocommit: the lease is the session-level lock, not a transaction left open (which
             # idle_in_transaction_session_timeout would end, and the lease with it).
-            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
+            try:
+                connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except Exception as exc:  # the database is away: nobody can lead; ask again next tick
+                log.warning("clock: cannot reach the database to lead: %s", driver_reason(exc))
+                return False
+            try:
+                taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
+            except Exception as exc:
+                log.warning("clock: cannot reach the database to lead: %s", driver_reason(exc))
+                connection.invalidate()
+                return False
             if taken:
                 self._connection = connection
                 log.info("clock: this process leads")

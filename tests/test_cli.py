@@ -127,7 +127,8 @@ def test_load_refuses_a_broken_file_and_touches_nothing(bare_engine: Engine, tmp
     ],
 )
 def test_unusable_database_urls_give_one_line(tmp_path: Path, url: str, expected: str) -> None:
-    env = env_with(url)
+    # Not waiting for the server to come (tests/reliability/test_database_outage.py does that).
+    env = env_with(url) | {"CXBOT_DATABASE_WAIT": "0"}
     for args in (("db", "upgrade"), ("run", "--adapter", "console", "--demo")):
         result = cxbot(*args, env=env, cwd=tmp_path)
         assert result.returncode == 1

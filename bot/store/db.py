@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +13,14 @@ from alembic.config import Config
 from sqlalchemy import Engine, Select, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_SECONDS = 10  # an unreachable host must not hang a command for minutes
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseError(Exception):
@@ -39,6 +46,11 @@ def safe_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(normalize_url(url))
+        if parsed.get_backend_name() == "postgresql":
+            # A database that went away (a restart, a failover) leaves dead connections in the
+            # pool: test each before use, so the first command after it is back just works.
+            kwargs.setdefault("pool_pre_ping", True)
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {exc}") from None
@@ -95,10 +107,49 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as connection:
             inspect(connection).get_table_names()
     except Exception as exc:  # the driver's own exception types differ per database
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        reason = driver_reason(exc)
         raise DatabaseError(
             f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: {reason}"
         ) from None
+
+
+def wait_for_database(
+    engine: Engine,
+    patience: float,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> None:
+    """``check_connection``, retried with backoff for up to ``patience`` seconds: a server still
+    starting (a host that restarts the database and the bot together) is waited for, not failed
+    on. A SQLite file does not appear by waiting, so it is checked once."""
+    deadline, delay = monotonic() + patience, 1.0
+    while True:
+        try:
+            check_connection(engine)
+            return
+        except DatabaseError as exc:
+            left = deadline - monotonic()
+            if left <= 0 or engine.dialect.name == "sqlite":
+                raise DatabaseError(
+                    f"{exc} (waited {patience:.0f} s)" if patience and left <= 0 else str(exc)
+                ) from None
+            log.warning("%s; trying again in %.0f s", exc, min(delay, left))
+            sleep(min(delay, left))
+            delay = min(delay * 2, 15.0)
+
+
+def driver_reason(error: BaseException) -> str:
+    """The driver's own first line (SQLAlchemy wraps it in a paragraph with the SQL and a link)."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be used at all (unreachable, gone mid-way,
+    locked past the busy timeout, no connection free), rather than that a statement was wrong."""
+    if isinstance(error, OperationalError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
 def insert_for(session: Session, model: type) -> Any:
