@@ -108,7 +108,9 @@ def test_a_report_while_the_database_is_away_is_refused_clearly_and_the_next_one
     assert len(unavailable) == 3 and all(r.exc_info is None for r in unavailable)  # a line, not a traceback
 
     outage.proxy.restore()
-    reply = say(app, "/cx report app: Appen kraschar när kunden loggar in med BankID")  # the first command after the outage works: no dead connection
+    reply = say(
+        app, "/cx report app: Appen kraschar när kunden loggar in med BankID"
+    )  # the first command after the outage works: no dead connection
     assert reply.message.text != UNAVAILABLE and rows(outage.direct, Issue) == issues + 1
 
 
@@ -229,3 +231,34 @@ def test_a_sqlite_file_locked_past_the_busy_timeout_is_reported_as_unavailable(
     assert rows(factory, Issue) == 0
     assert say(app, REPORT).message.text != UNAVAILABLE and rows(factory, Issue) == 1
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_slack_report_while_the_database_is_away_is_answered_with_the_reason(
+    loaded_outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real slack-bolt app: the command is acknowledged, and its answer at the
+    response URL tells the person that their report was not saved."""
+    from adapters.slack.bot import SlackBot, make_client
+    from tests.slack_stub import SlackStub
+    from tests.test_slack import ANNA, SECRET, FixedClock, InlineExecutor, command, texts_of
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    stub = SlackStub()
+    core = CxApp(loaded_outage.proxied, clock=Clock(), default_language="sv", run_later=lambda task: task())
+    slack = SlackBot(
+        core,
+        make_client("xoxb-outage", stub.api_url),
+        signing_secret=SECRET,
+        listener_executor=InlineExecutor(),
+        work_executor=InlineExecutor(),
+        verification_clock=FixedClock(time.time()),  # type: ignore[arg-type]
+    )
+    try:
+        loaded_outage.proxy.cut()
+        assert command(slack, REPORT.removeprefix("/cx "), user=ANNA).status == 200
+        answer = stub.called("response_url")[-1]
+        assert UNAVAILABLE in texts_of(answer["blocks"])
+        assert rows(loaded_outage.direct, Issue) == 0
+    finally:
+        stub.close()
