@@ -78,8 +78,8 @@ def test_a_post_that_timed_out_after_slack_took_it_is_found_not_sent_again(
 ) -> None:
     """The first post's answer comes 2 s late against a 1 s client timeout: Slack has the message
     but the sender cannot know. The retry finds it by its metadata key instead of posting a second
-    copy; a 500 where Slack did not post is then posted once; the channel reads its posts in order,
-    and another channel is not held back."""
+    copy; a 500 where Slack did not post is then posted once; a 429 waits its Retry-After; the
+    channel reads its posts in order, and another channel is not held back."""
     channel, other = Target("slack", "channel", "C0FAULTS01"), Target("slack", "channel", "C0FAULTS02")
     with loaded.begin() as session:
         session.execute(update(Outbox).values(status=SUPERSEDED))  # the journey's own notices: not this test's
@@ -95,12 +95,19 @@ def test_a_post_that_timed_out_after_slack_took_it_is_found_not_sent_again(
     assert (row.status, row.delivery_unknown) == ("pending", True)
     assert [m["text"] for m in stub.posted(channel.ref)] == ["post 0"]  # yet Slack has it
 
-    for round_ in range(8):  # rounds of the drain, the clock moving past every backoff
+    stub.fail_next("chat.postMessage", 500)  # post 1's first try: a 500 before Slack did anything
+    throttled, waits = False, set()
+    for _ in range(8):  # rounds of the drain, the clock moving past every backoff
         clock.now += timedelta(minutes=1)
-        if round_ == 1:
-            stub.fail_next("chat.postMessage", 500)  # post 1: a 500 before Slack did anything
         drain(loaded, "slack", sender, clock)
+        state = rows_by_key(loaded)
+        if state["fault-2"].last_error == "slack: rate limited" and state["fault-2"].status == "pending":
+            waits.add(state["fault-2"].next_attempt_at - clock.now)
+        if state["fault-1"].status == SENT and not throttled:
+            stub.fail_next("chat.postMessage", 429, {"Retry-After": "90"})  # post 2's first try: slow down
+            throttled = True
 
+    assert waits == {timedelta(seconds=90), timedelta(seconds=30)}  # Slack's Retry-After, counting down
     assert [m["text"] for m in stub.posted(channel.ref)] == ["post 0", "post 1", "post 2"]
     assert [m["text"] for m in stub.posted(other.ref)] == ["elsewhere"]
     rows = rows_by_key(loaded)
@@ -110,7 +117,7 @@ def test_a_post_that_timed_out_after_slack_took_it_is_found_not_sent_again(
     first = stub.posted(channel.ref)[0]
     assert rows["fault-0"].platform_ref == f"{channel.ref}:{first['ts']}"  # the message Slack already had
     assert len(stub.called("conversations.history")) == 2  # looked up: post 0 (found), post 1 (not there)
-    assert len(stub.called("chat.postMessage")) == 5  # 4 posts, one of them answered 500 once
+    assert len(stub.called("chat.postMessage")) == 6  # 4 posts; one answered 500 once, one 429 once
 
 
 def test_a_direct_message_that_timed_out_is_looked_up_in_the_dm(loaded: sessionmaker[Session], stub: SlackStub) -> None:
