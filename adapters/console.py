@@ -138,7 +138,7 @@ class ConsoleAdapter:
         elif line.lower().startswith("/cx") or line.lower() == "cx":
             self.show(self.app.dispatch(self.invocation(line)), "you")
         else:
-            log.info("console: not a command: %r", excerpt(line))
+            log.info("console: not a command (%s characters)", len(line))  # what was typed is theirs
             self.write(self.app.catalogue.text(self.language_hint(), "console.not_a_command"))
         self.deliver_posts()
         return True
@@ -180,7 +180,7 @@ class ConsoleAdapter:
                 select(Person.key).join(Identity).where(Identity.platform == PLATFORM).order_by(Person.key)
             ).all()
         if not key or known is None:
-            log.info("console: /as unknown person %r", excerpt(key))
+            log.info("console: /as an unknown person")
             self.write(
                 self.app.catalogue.text(
                     self.language_hint(),
@@ -199,7 +199,7 @@ class ConsoleAdapter:
         ref, _, detail = rest.strip().partition(" ")
         language = self.language_hint()
         if not ref.startswith(("console-", "msg-")) or not detail.strip():
-            log.info("console: bad %s %r", command, excerpt(rest))
+            log.info("console: bad %s", command)
             self.write(self.app.catalogue.text(language, "console.respond_usage"))
             return
         if command == "/react":

@@ -9,6 +9,7 @@ traceback, the transaction is rolled back, and the user is told nothing was save
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -171,6 +172,22 @@ def excerpt(text: str, limit: int = 40) -> str:
     return defuse_mentions(shorten(text, limit))
 
 
+# Logs never carry what people wrote or who they are by name, key or chat id: the right to
+# erasure reaches the database, not log files already shipped elsewhere.
+_COMMAND_WORD = re.compile(r"[^\W\d_]{1,20}")
+
+
+def logged(sub: str) -> str:
+    """A command's first word, for a log line: a word like a command's name is shown, anything
+    else (text typed where the command should be) is not."""
+    return sub if _COMMAND_WORD.fullmatch(sub) else "(not a command word)"
+
+
+def who(ctx: Context) -> str:
+    """Who asked, for a log line: the person's number, which means nothing once they are erased."""
+    return f"person {ctx.person.id}" if ctx.person is not None else "an unknown user"
+
+
 class CxApp:
     def __init__(
         self,
@@ -209,11 +226,12 @@ class CxApp:
         def handle(ctx: Context) -> Reply:
             delivery = invocation.delivery_id
             if delivery is not None and not first_delivery(ctx.session, ctx.platform, f"cmd:{delivery}", ctx.now):
-                log.info("/cx %s from %s user %s delivered again; ignored", sub, ctx.platform, ctx.user_id)
+                log.info("/cx %s from %s %s delivered again; ignored", logged(sub), ctx.platform, who(ctx))
                 return Reply(Message())
             return self._route_command(ctx, sub, rest, invocation.text)
 
-        return self._run(invocation.platform, invocation.user_id, invocation.channel_id, f"/cx {sub}", handle)
+        what = f"/cx {logged(sub)}"
+        return self._run(invocation.platform, invocation.user_id, invocation.channel_id, what, handle)
 
     def click(self, click: Click) -> Reply:
         return self._run(
@@ -299,7 +317,7 @@ class CxApp:
     # --- override hooks ----------------------------------------------------------------
 
     def on_user_error(self, ctx: Context, error: UserError, what: str) -> Reply:
-        log.info("refused %s from %s user %s: %s", what, ctx.platform, ctx.user_id, error.key)
+        log.info("refused %s from %s %s: %s", what, ctx.platform, who(ctx), error.key)
         return Reply(Message(text=ctx.t(error.key, **error.values)), refused=True)
 
     def on_error(self, ctx: Context, error: Exception, what: str) -> Reply:
@@ -313,7 +331,7 @@ class CxApp:
                 driver_reason(error),
             )
             return Reply(Message(text=ctx.t("common.database_unavailable")))
-        log.exception("%s from %s user %s failed", what, ctx.platform, ctx.user_id, exc_info=error)
+        log.exception("%s from %s %s failed", what, ctx.platform, who(ctx), exc_info=error)
         return Reply(Message(text=ctx.t("common.internal_error")))
 
     # --- internals ---------------------------------------------------------------------
@@ -444,7 +462,7 @@ class CxApp:
         if command is None:
             from bot.commands.general import help_reply
 
-            log.info("unknown command %r from %s user %s", excerpt(sub), ctx.platform, ctx.user_id)
+            log.info("unknown command %r from %s %s", logged(sub), ctx.platform, who(ctx))
             return help_reply(ctx, self.registry, unknown=sub if sub else None)
         return command.handler(ctx, rest)
 

@@ -89,6 +89,9 @@ def load_settings() -> Settings:
         fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
 
 
+PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "discord", "openai", "httpx", "httpcore", "urllib3", "aiohttp")
+
+
 def setup_logging(settings: Settings, console: bool = False) -> None:
     """Logs to stderr; for the console bot, to cxbot.log, with only warnings on stderr, so the
     conversation on the terminal stays readable and every log line is still kept."""
@@ -102,6 +105,10 @@ def setup_logging(settings: Settings, console: bool = False) -> None:
     )
     # Alembic narrates every migration step at INFO; a user only needs to hear of problems.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # At DEBUG the platform libraries log whole requests: people's words and chat ids, which no
+    # log may hold. Our own DEBUG lines stay; theirs start at INFO.
+    for library in PAYLOAD_LOGGERS:
+        logging.getLogger(library).setLevel(max(logging.getLevelNamesMapping()[level], logging.INFO))
 
 
 def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:

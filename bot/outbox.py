@@ -40,6 +40,12 @@ class Target:
     def __str__(self) -> str:
         return f"{self.platform}:{self.kind}:{self.ref}"
 
+    @property
+    def for_log(self) -> str:
+        """A channel by its id; a person not by their chat id (no log line says who someone is:
+        the right to erasure cannot reach log files). The outbox row's id tells the rest."""
+        return str(self) if self.kind == "channel" else f"{self.platform}:{self.kind}"
+
 
 @dataclass(frozen=True)
 class Post:
@@ -357,11 +363,11 @@ def drain(
         try:
             reference = sender.send(post)
         except DeliveryError as exc:
-            log.warning("outbox %s to %s failed (attempt %s): %s", post.id, post.target, post.attempts, exc)
+            log.warning("outbox %s to %s failed (attempt %s): %s", post.id, post.target.for_log, post.attempts, exc)
             record_failure(session_factory, post, exc, clock())
             continue
         except Exception as exc:  # a sender bug must not stop the queue; retry later
-            log.exception("outbox %s to %s: sender raised", post.id, post.target)
+            log.exception("outbox %s to %s: sender raised", post.id, post.target.for_log)
             failure = DeliveryError(repr(exc), retryable=True, maybe_delivered=True)
             record_failure(session_factory, post, failure, clock())
             continue

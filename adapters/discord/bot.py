@@ -106,7 +106,8 @@ class CxDiscord(discord.Client):
             await interaction.response.send_message(
                 "🔒 " + self.core.catalogue.text(self.core.default_language, "common.admin_only"), ephemeral=True
             )
-            log.info("discord: %s refused /cx %s (no Manage Server or admin role)", interaction.user.id, name)
+            # Never a user id in a log line: the right to erasure cannot reach log files.
+            log.info("discord: refused /cx %s (no Manage Server or admin role)", name)
             return
         channel, guild = str(interaction.channel_id or ""), str(interaction.guild_id or "")
         user = str(interaction.user.id)
@@ -245,7 +246,7 @@ class CxDiscord(discord.Client):
             channel = await self.create_dm(discord.Object(id=user_id))
             await channel.send(**send_kwargs(message))
         except discord.HTTPException:
-            log.warning("discord: could not send a direct message to %s", user_id)
+            log.warning("discord: could not send a direct message")
 
     # --- errors -------------------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class CxDiscord(discord.Client):
             else:
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
-            log.warning("discord: could not tell %s about the failure", interaction.user.id)
+            log.warning("discord: could not tell the user about the failure")
 
 
 def command_help(core: CxApp, language: str = "en") -> dict[str, str]:

@@ -244,11 +244,11 @@ class SlackBot:
                 self.client.chat_postMessage(channel=channel or user, text=payload["text"], blocks=payload["blocks"])
             return
         except Exception:  # e.g. a channel the bot is not in: the person's DM with the app instead
-            log.warning("slack: could not answer %s in %s; trying their DM", user, channel or "-", exc_info=True)
+            log.warning("slack: could not answer in %s; trying the person's DM", channel or "-", exc_info=True)
         try:
             self.client.chat_postMessage(channel=user, text=payload["text"], blocks=payload["blocks"])
         except Exception:  # the action itself is saved; only telling the person failed
-            log.exception("slack: could not send a reply to %s", user)
+            log.exception("slack: could not send a reply to the person")
 
     # --- forms --------------------------------------------------------------------------
 

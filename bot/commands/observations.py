@@ -9,8 +9,9 @@ from bot.commands.issues import outcome_reply, parse_number
 from bot.domain.issues import defuse_mentions
 from bot.domain.journey_map import Severity
 from bot.messages import Button, CaptureRequest, Message, MessageField, Reaction, Reply
+from bot.services.erasure import erase_person
 from bot.services.journey import current_org
-from bot.services.observations import ObservationService, classify_observation, erase_person
+from bot.services.observations import ObservationService, classify_observation
 from bot.store.models import Identity, Observation, ObservationSeer, Person
 
 # Not "anonym": a Swedish sentence may well start with it ("Anonym kund ringde…").
@@ -200,9 +201,12 @@ def register(registry: Registry) -> None:
         person = ctx.session.scalar(select(Person).where(Person.org_id == org.id, Person.key == key))
         if person is None:
             raise UserError("issues.unknown_assignee", text=excerpt(rest) or "–")
-        erase_person(ctx.session, person, ctx.now, ctx.catalogue)
+        erased = erase_person(ctx.session, person, ctx.now, ctx.catalogue, ctx.tips)
         # No counts: how many were anonymous would tell what they had said without their name.
-        return Reply(Message(text=ctx.t("observations.erased", name=person.name)))
+        text = ctx.t("observations.erased", name=erased.name)
+        if erased.in_journey_file:  # the next load would add them back: the admin should know
+            text += " " + ctx.t("observations.erased_in_file")
+        return Reply(Message(text=text))
 
     @registry.click("observation")
     def observation_click(ctx: Context, parts: list[str], value: str) -> Reply:

@@ -7,14 +7,13 @@ was not classified (a crash, a restart) is picked up by the clock's classify job
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import UserError, excerpt
@@ -25,24 +24,15 @@ from bot.domain.matching import Candidate, MatchKind, match_touchpoint
 from bot.domain.weeks import parse_week, week_start
 from bot.i18n import Catalogue
 from bot.llm import Classifier
-from bot.outbox import SUPERSEDED
 from bot.services.issues import Created, IssueService, ReportOutcome
 from bot.services.journey import active_stages, current_org, find_stage
 from bot.store.db import for_update, insert_for
 from bot.store.models import (
-    Identity,
-    Issue,
-    IssueEvent,
-    IssueFollower,
     Observation,
     ObservationSeer,
     Org,
-    Outbox,
     Person,
-    ReportDraft,
     Stage,
-    Subscription,
-    TipEngagement,
     Touchpoint,
 )
 
@@ -99,7 +89,8 @@ class ObservationService:
         self.session.add(observation)
         self.session.flush()
         self.session.add(ObservationSeer(observation_id=observation.id, person_id=author.id, seen_at=self.now))
-        log.info("observation %s saved by %s", observation.id, "anonymous" if anonymous else author.key)
+        # Logs never carry who someone is by name, key or chat id (erasure could not reach them).
+        log.info("observation %s saved by %s", observation.id, "anonymous" if anonymous else f"person {author.id}")
         return observation
 
     def capture(
@@ -363,62 +354,3 @@ def classify_pending(
         except Exception:  # one bad row must not hold back the others, minute after minute
             log.exception("classifying observation %s failed", number)
     return done
-
-
-# --- the right to erasure ----------------------------------------------------------------------
-
-
-def erase_person(session: Session, person: Person, now: datetime, catalogue: Catalogue) -> None:
-    """The right to erasure: everything the person wrote goes, their anonymous observations
-    included; issues stay, but nothing names them any more.
-
-    Posts already delivered cannot be unsent; the routed issue posts are edited to drop the name,
-    and posts not yet delivered that carry it are withdrawn.
-    """
-    anonymous = select(ObservationSeer.observation_id).where(ObservationSeer.person_id == person.id)
-    session.execute(
-        delete(Observation).where(
-            (Observation.author_id == person.id)
-            | (Observation.anonymous & (Observation.source == "command") & Observation.id.in_(anonymous))
-        )
-    )
-    session.execute(delete(ObservationSeer).where(ObservationSeer.person_id == person.id))
-    for column in (Observation.captured_by_id, Observation.corrected_by_id):
-        session.execute(
-            update(Observation)
-            .where(column == person.id)
-            .values({column: None})
-            .execution_options(synchronize_session=False)
-        )
-    session.execute(
-        update(Subscription)
-        .where(Subscription.created_by_id == person.id)
-        .values(created_by_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    identities = select(Identity.external_user_id).where(Identity.person_id == person.id)
-    session.execute(delete(TipEngagement).where(TipEngagement.external_user_id.in_(identities)))
-    touched = set(session.scalars(select(IssueEvent.issue_id).where(IssueEvent.actor_id == person.id)))
-    session.execute(
-        update(IssueEvent)
-        .where(IssueEvent.actor_id == person.id)
-        .values(actor_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    for event in session.scalars(select(IssueEvent).where(IssueEvent.kind == "reassigned")):
-        if (event.data or {}).get("to_person") == person.key:
-            event.data = {**event.data, "to_person": "–"}
-            touched.add(event.issue_id)
-    session.execute(delete(IssueFollower).where(IssueFollower.person_id == person.id))
-    session.execute(delete(ReportDraft).where(ReportDraft.person_id == person.id))
-    # Not yet delivered and carrying the name: withdraw. (The routed posts are re-rendered below.)
-    for row in session.scalars(select(Outbox).where(Outbox.status.in_(("pending", "sending")))):
-        if person.name in json.dumps(row.payload, ensure_ascii=False):
-            row.status, row.last_error = SUPERSEDED, "withdrawn: the right to erasure"
-    session.flush()
-    org = session.get(Org, person.org_id)
-    if org is not None:
-        issues = IssueService(session, org, catalogue, now)
-        for issue in session.scalars(select(Issue).where(Issue.id.in_(touched))):
-            issues.refresh_routed(issue)
-    log.info("erased a person's contributions (%s issue(s) re-rendered)", len(touched))

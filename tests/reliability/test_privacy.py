@@ -102,3 +102,27 @@ def test_tokens_and_secrets_never_reach_the_logs(bare_engine, tmp_path: Path) ->
     assert "DEBUG" in logged or "INFO" in logged  # something was logged at all
     for value in secrets.values():
         assert value not in logged and value not in run.stdout and value not in run.stderr, value
+
+
+def test_at_debug_the_platform_libraries_do_not_log_whole_requests() -> None:
+    """slack_sdk, slack-bolt, discord.py and openai log request bodies (people's words, chat ids)
+    at DEBUG; cxbot's own DEBUG lines stay, the libraries' start at INFO."""
+    from bot.cli import PAYLOAD_LOGGERS, setup_logging
+    from bot.config import Settings
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging(Settings(log_level="DEBUG"))
+        assert logging.getLogger("bot.app").isEnabledFor(logging.DEBUG)
+        for library in ("slack_sdk", "slack_bolt", "discord", "openai"):
+            assert library in PAYLOAD_LOGGERS
+            assert not logging.getLogger(f"{library}.web.client").isEnabledFor(logging.DEBUG), library
+            assert logging.getLogger(library).isEnabledFor(logging.INFO)
+        setup_logging(Settings(log_level="WARNING"))
+        assert not logging.getLogger("slack_sdk").isEnabledFor(logging.INFO)
+    finally:
+        for library in PAYLOAD_LOGGERS:
+            logging.getLogger(library).setLevel(logging.NOTSET)
+        root.handlers[:] = handlers
+        root.setLevel(level)
