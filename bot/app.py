@@ -108,6 +108,14 @@ class Command:
     usage: str  # e.g. "journey [stage]"
     help_key: str
     aliases: tuple[str, ...] = ()
+    # Declared for adapters that guard before the core (Discord's Manage Server check); the
+    # handler still calls ctx.require_admin(), which is what protects the data.
+    admin: bool = False
+    admin_words: frozenset[str] = frozenset()
+
+    def for_admins(self, first_word: str) -> bool:
+        """Whether this command, followed by ``first_word``, is for admins only."""
+        return self.admin or first_word.casefold() in self.admin_words
 
 
 ReactionHandler = Callable[[Context, Reaction], "Reply | None"]
@@ -135,9 +143,11 @@ class Registry:
 
         return decorate
 
-    def command(self, name: str, usage: str, *aliases: str) -> Callable[[CommandHandler], CommandHandler]:
+    def command(
+        self, name: str, usage: str, *aliases: str, admin: bool = False, admin_words: Iterable[str] = ()
+    ) -> Callable[[CommandHandler], CommandHandler]:
         def decorate(handler: CommandHandler) -> CommandHandler:
-            command = Command(name, handler, usage, f"help.cmd.{name}", aliases)
+            command = Command(name, handler, usage, f"help.cmd.{name}", aliases, admin, frozenset(admin_words))
             for key in (name, *aliases):
                 self.commands[key] = command
             return handler
@@ -298,6 +308,16 @@ class CxApp:
         return self._run(
             submission.platform, submission.user_id, submission.channel_id, f"submit {submission.form_id}", handle
         )
+
+    def language_of(self, platform: str, user_id: str) -> str:
+        """The language a platform user is answered in, for an adapter that must answer before
+        the core runs (Discord's admin guard); the default on any trouble."""
+        try:
+            with self.session_factory() as session:
+                return language_for(person_for(session, platform, user_id), current_org(session), self.default_language)
+        except Exception:
+            log.exception("looking up a %s user's language failed", platform)
+            return self.default_language
 
     def suggest(self, platform: str, user_id: str, command: str, current: str) -> list[tuple[str, str]]:
         """Autocomplete for a command's argument, in the person's language; [] on any trouble

@@ -30,10 +30,6 @@ PLATFORM = "discord"
 DEFER_AFTER = 2.0  # seconds; Discord allows 3 for the first answer
 RESOLVE_ACTION = re.compile(r"^issue:(\d+):resolve$")
 REPORT_WORDS = frozenset({"report", "rapportera"})
-# Sub-commands only admins may use: Discord checks Manage Server (or a configured role) before
-# the core checks the journey file's admins.
-ADMIN_COMMANDS = frozenset({"subscribe", "unsubscribe", "erase", "digest"})
-ADMIN_WORDS = {"kpi": frozenset({"record", "registrera"})}
 CAPTURE_MENU = "Save as CX observation"
 
 
@@ -103,8 +99,9 @@ class CxDiscord(discord.Client):
 
     async def run_command(self, interaction: discord.Interaction, name: str, text: str) -> None:
         if not self.may_run(interaction, name, text):
+            language = await self.run_sync(self.core.language_of, PLATFORM, str(interaction.user.id))
             await interaction.response.send_message(
-                "🔒 " + self.core.catalogue.text(self.core.default_language, "common.admin_only"), ephemeral=True
+                "🔒 " + self.core.catalogue.text(language, "common.admin_only"), ephemeral=True
             )
             # Never a user id in a log line: the right to erasure cannot reach log files.
             log.info("discord: refused /cx %s (no Manage Server or admin role)", name)
@@ -122,9 +119,10 @@ class CxDiscord(discord.Client):
         await self.answer(interaction, lambda: self.core.dispatch(invocation))
 
     def may_run(self, interaction: discord.Interaction, name: str, text: str) -> bool:
-        """Admin sub-commands need Manage Server, or one of the configured admin roles."""
-        first = text.strip().split(" ", 1)[0].casefold()
-        if name not in ADMIN_COMMANDS and first not in ADMIN_WORDS.get(name, frozenset()):
+        """Admin sub-commands (as the core declares them) need Manage Server, or one of the
+        configured admin roles; the core then checks the journey file's admins."""
+        command = self.core.registry.commands.get(name)
+        if command is None or not command.for_admins(text.strip().split(" ", 1)[0]):
             return True
         if interaction.permissions.manage_guild:
             return True

@@ -12,7 +12,7 @@ from bot.messages import Message, Reply
 from bot.services.digest import build_digest, digest_message, store_chart
 from bot.services.journey import active_stages, find_stage
 from bot.services.kpi import org_low_n, stage_reports
-from bot.services.kpi_import import record_value
+from bot.services.kpi_import import record_value, recorded_in_chat_by
 from bot.services.kpi_views import METRIC_LABELS, format_value, place_lines
 
 WEEK_LIKE = re.compile(r"^\d{4}-[wW]\d{1,3}$")
@@ -56,6 +56,9 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
     return Reply(Message(header=header, text="\n".join(lines), context=[ctx.t("kpi.footer", threshold=low_n)]))
 
 
+RECORD_WORDS = frozenset({"record", "registrera"})
+
+
 def record(ctx: Context, rest: str) -> Reply:
     admin = ctx.require_admin()
     org = ctx.require_org()
@@ -96,7 +99,7 @@ def record(ctx: Context, rest: str) -> Reply:
         )
     # Figures arrive after the week they measure: by default the last complete week.
     week = week or previous_week(iso_week(ctx.now, zone), zone)
-    record_value(ctx.session, org, metric, stage, week, value, n, f"chat:{admin.key}", ctx.now)
+    record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
     return Reply(
         Message(
             text=ctx.t(
@@ -128,13 +131,15 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
 
 
 def register(registry: Registry) -> None:
-    @registry.command("kpi", "kpi [stage|record <metric> <value> <stage> [week] [n=N]]", "nyckeltal")
+    @registry.command(
+        "kpi", "kpi [stage|record <metric> <value> <stage> [week] [n=N]]", "nyckeltal", admin_words=RECORD_WORDS
+    )
     def kpi(ctx: Context, rest: str) -> Reply:
         first, _, remainder = rest.strip().partition(" ")
-        if first.casefold() in ("record", "registrera"):
+        if first.casefold() in RECORD_WORDS:
             return record(ctx, remainder)
         return show_kpis(ctx, rest)
 
-    @registry.command("digest", "digest preview [week]", "sammanfattning")
+    @registry.command("digest", "digest preview [week]", "sammanfattning", admin=True)
     def digest(ctx: Context, rest: str) -> Reply:
         return preview_digest(ctx, rest)

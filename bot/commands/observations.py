@@ -193,7 +193,7 @@ def register(registry: Registry) -> None:
             return outcome_reply(ctx, observations.report_as_issue(number, person, Severity(severity)))
         raise UserError("observations.usage", given=excerpt(rest))
 
-    @registry.command("erase", "erase <person>", "radera")
+    @registry.command("erase", "erase <person>", "radera", admin=True)
     def erase(ctx: Context, rest: str) -> Reply:
         ctx.require_admin()
         org = ctx.require_org()

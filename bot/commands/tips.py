@@ -42,7 +42,7 @@ def register(registry: Registry) -> None:
             return Reply(tips.message(ctx.language, int(wanted), None))
         raise UserError("tips.usage", given=excerpt(rest))
 
-    @registry.command("subscribe", "subscribe tips|digest|all", "prenumerera")
+    @registry.command("subscribe", "subscribe tips|digest|all", "prenumerera", admin=True)
     def subscribe_channel(ctx: Context, rest: str) -> Reply:
         admin = ctx.require_admin()
         kinds = kinds_from(rest)
@@ -50,7 +50,7 @@ def register(registry: Registry) -> None:
         key = "tips.subscribed" if added else "tips.already_subscribed"
         return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=", ".join(added or kinds))))
 
-    @registry.command("unsubscribe", "unsubscribe tips|digest|all", "avprenumerera")
+    @registry.command("unsubscribe", "unsubscribe tips|digest|all", "avprenumerera", admin=True)
     def unsubscribe_channel(ctx: Context, rest: str) -> Reply:
         ctx.require_admin()
         kinds = kinds_from(rest)

@@ -23,11 +23,13 @@ from bot.messages import Message
 from bot.outbox import SENDING, SENT, Target, enqueue
 from bot.services.digest import Digest, build_digest, digest_message
 from bot.services.issues import IssueService, routed_topic
+from bot.services.kpi_import import ERASED_CHAT_SOURCE, recorded_in_chat_by
 from bot.store.models import (
     Identity,
     Issue,
     IssueEvent,
     IssueFollower,
+    KpiValue,
     Observation,
     ObservationSeer,
     Org,
@@ -166,6 +168,13 @@ class _Erasure:
         ):
             _unlink(session, column, person_id)
         self._scrub_events()
+        # The figures they typed stay (they are the company's); who typed them does not.
+        session.execute(
+            update(KpiValue)
+            .where(KpiValue.source == recorded_in_chat_by(self.person.key))
+            .values(source=ERASED_CHAT_SOURCE)
+            .execution_options(synchronize_session=False)
+        )
         user_ids = [user_id for _, user_id in self.targets]
         for statement in (
             delete(IssueFollower).where(IssueFollower.person_id == person_id),

@@ -414,6 +414,14 @@ def upsert_values(session: Session, rows: list[dict[str, object]]) -> None:
         )
 
 
+def recorded_in_chat_by(person_key: str) -> str:
+    """A figure's source when an admin typed it with /cx kpi record (erasure looks for it)."""
+    return f"chat:{person_key}"
+
+
+ERASED_CHAT_SOURCE = "chat"
+
+
 def record_value(
     session: Session,
     org: Org,

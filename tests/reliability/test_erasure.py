@@ -173,6 +173,7 @@ def his_full_life(world: World) -> dict[str, int]:
 
     assert say(KEY, "/cx lang en").message.text
     assert say(KEY, "/cx subscribe all").message.text  # he set up #cx: tips and the digest
+    assert "NPS" in (say(KEY, "/cx kpi record nps 12 loyalty 2026-W46 n=40").message.text or "")  # by hand
     say("erik", "/cx subscribe digest", platform="discord", channel="1180000000000000007")
     assert run_weekly_tips(world.session_factory, clock) == 1
     tip_post = next(p for p in world.deliver() if p.target.ref == CX_CHANNEL)
