@@ -344,10 +344,10 @@ class CxApp:
         if database_unavailable(error):
             # Not a bug to trace: the database is down or locked. Say so, and that nothing was kept.
             log.error(
-                "%s from %s user %s: the database is unavailable: %s",
+                "%s from %s %s: the database is unavailable: %s",
                 what,
                 ctx.platform,
-                ctx.user_id,
+                who(ctx),
                 driver_reason(error),
             )
             return Reply(Message(text=ctx.t("common.database_unavailable")))

@@ -10,6 +10,7 @@ sender looks for it (by a key it posted with) before posting again, so a post is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -61,6 +62,14 @@ class Post:
     # An earlier attempt may have reached the platform: look for it before posting again.
     maybe_delivered: bool = False
     queued_at: datetime | None = None
+
+    @property
+    def mark(self) -> str:
+        """What a sender posts with so that a retry can find (or the platform can refuse) an
+        earlier attempt: the outbox row, hashed. The row, not its key: an erasure may rewrite a
+        key that named the person, and the post must still be found."""
+        queued = self.queued_at.isoformat() if self.queued_at else ""
+        return hashlib.sha256(f"cxbot-outbox:{self.id}:{queued}".encode()).hexdigest()
 
 
 class DeliveryError(Exception):
@@ -350,6 +359,15 @@ def record_failure(session_factory: sessionmaker[Session], post: Post, error: De
             row.status = FAILED
 
 
+def release(session_factory: sessionmaker[Session], posts: Sequence[Post], now: datetime) -> None:
+    """Hand claimed posts back unsent: due again at once, the attempt not counted."""
+    with session_factory.begin() as session:
+        for post in posts:
+            row = _still_ours(session, post)
+            if row is not None:
+                row.status, row.attempts, row.next_attempt_at = PENDING, row.attempts - 1, now
+
+
 def drain(
     session_factory: sessionmaker[Session],
     platform: str,
@@ -357,9 +375,18 @@ def drain(
     clock: Callable[[], datetime],
     limit: int = 50,
 ) -> Sequence[Post]:
-    """Deliver what is due for one platform; returns the posts that were delivered."""
+    """Deliver what is due for one platform; returns the posts that were delivered.
+
+    The batch's lease covers all of it: once most of the lease is used up (slow answers, long
+    waits for a channel's turn), what is left is handed back rather than sent late, when another
+    sender may already have claimed it again."""
     delivered: list[Post] = []
-    for post in claim(session_factory, platform, clock(), limit):
+    claimed_at = clock()
+    posts = claim(session_factory, platform, claimed_at, limit)
+    for index, post in enumerate(posts):
+        if clock() - claimed_at > LEASE * 0.75:
+            release(session_factory, posts[index:], clock())
+            break
         try:
             reference = sender.send(post)
         except DeliveryError as exc:
@@ -398,7 +425,7 @@ def drain_until(
                 log.exception("outbox: draining %s failed; trying again", platform)
             else:
                 log.warning("outbox: draining %s failed %s times in a row: %s", platform, failures, driver_reason(exc))
-            stop.wait(min(interval * 2**failures, max_pause))
+            stop.wait(min(interval * 2 ** min(failures, 16), max_pause))
             continue
         if failures:
             log.info("outbox: draining %s works again after %s failed rounds", platform, failures)

@@ -179,7 +179,9 @@ class Leadership:
     def _release(self) -> None:
         if self._connection is not None:
             try:
-                self._connection.close()
+                # Invalidate, not close: a connection that is alive after all must not go back
+                # to the pool still holding the lock (no clock could lead then).
+                self._connection.invalidate()
             finally:
                 self._connection = None
 

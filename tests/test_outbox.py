@@ -256,3 +256,29 @@ def test_posts_to_one_place_keep_their_order_through_failures(
     assert [t for t in sender.sent if t != "elsewhere"] == [f"post {n}" for n in range(6)]
     assert sender.sent.index("elsewhere") < sender.sent.index("post 2")  # not held back by #cx
     assert all(row.status == "sent" for row in rows(session_factory))
+
+
+def test_a_batch_that_outlives_most_of_its_lease_hands_the_rest_back(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    """Slow answers (a minute each) use up the batch's two-minute lease: what is left is handed
+    back unsent, attempt not counted, rather than sent when another sender may have it."""
+    with session_factory.begin() as session:
+        for n in range(4):
+            enqueue(session, Target("console", "channel", f"#c{n}"), Message(text=f"post {n}"), f"slow-{n}", NOW)
+
+    class Slow:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, post: Post) -> str:
+            clock.now += timedelta(minutes=1)
+            self.sent.append(post.message.text or "")
+            return f"ref-{post.id}"
+
+    sender = Slow()
+    assert len(drain(session_factory, "console", sender, clock)) == 2  # at 2 minutes, 75 % is gone
+    state = {row.idempotency_key: (row.status, row.attempts) for row in rows(session_factory)}
+    assert [state[f"slow-{n}"] for n in range(4)] == [("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0)]
+    assert len(drain(session_factory, "console", sender, clock)) == 2
+    assert sender.sent == [f"post {n}" for n in range(4)]

@@ -4,7 +4,7 @@ A post's reference is ``"<channel id>:<message id>"``, what an edit and a reacti
 against. discord.py already waits out rate limits and retries 5xx a few times; what still fails
 is sorted here: retry later (429, 5xx, network), or give up (no access, unknown channel).
 
-Every post is sent with a nonce made from its outbox key, and discord.py asks Discord to enforce
+Every post is sent with a nonce made from its outbox row, and discord.py asks Discord to enforce
 it: a retry after a timeout or a killed sender gets the message already made back instead of a
 second copy, for as long as Discord remembers nonces (a few minutes).
 """
@@ -12,7 +12,6 @@ second copy, for as long as Discord remembers nonces (a few minutes).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 from typing import Any
@@ -31,9 +30,9 @@ log = logging.getLogger(__name__)
 TIMEOUT = 60.0
 
 
-def post_nonce(idempotency_key: str) -> str:
+def post_nonce(post: Post) -> str:
     """Discord takes a nonce of at most 25 characters."""
-    return "cx" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:23]
+    return "cx" + post.mark[:23]
 
 
 class DiscordSender:
@@ -69,7 +68,7 @@ class DiscordSender:
             chart = self._chart(post)
             if chart is not None:
                 kwargs["file"] = discord.File(io.BytesIO(chart), filename=CHART_FILENAME)
-            message = await channel.send(nonce=post_nonce(post.idempotency_key), **kwargs)
+            message = await channel.send(nonce=post_nonce(post), **kwargs)
             return f"{message.channel.id}:{message.id}"
         except discord.RateLimited as exc:
             raise DeliveryError("discord: rate limited", retryable=True, retry_after=exc.retry_after) from None

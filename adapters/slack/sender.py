@@ -5,7 +5,7 @@ what reactions and thread replies on it are matched against. 429 is retried afte
 ``Retry-After``; 5xx, timeouts and dropped connections with the outbox's backoff; an error that
 will not go away (a channel that does not exist, a bot not in it) is given up at once.
 
-Every post carries its outbox key (hashed) in Slack's message metadata. When an earlier attempt
+Every post carries a mark of its outbox row (hashed) in Slack's message metadata. When an earlier attempt
 may have reached Slack (its sender was killed, or timed out waiting for the answer), the sender
 reads the channel's history since the post was queued and takes the message it finds there
 instead of posting a second copy.
@@ -13,7 +13,6 @@ instead of posting a second copy.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -57,19 +56,23 @@ PERMANENT = frozenset(
 )
 
 
+# Answered with ok:false, yet "some aspect of the operation may have succeeded" (Slack's docs).
+PARTLY_DONE = frozenset({"fatal_error", "internal_error", "request_timeout", "service_unavailable"})
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     channel, _, ts = ref.partition(":")
     return channel, ts
 
 
-def post_marker(idempotency_key: str) -> str:
-    """What a post carries in its metadata to be found again: the outbox key, hashed, because
-    metadata is visible to other apps in the workspace and the key names issues and people."""
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+def post_marker(post: Post) -> str:
+    """What a post carries in its metadata to be found again (hashed: metadata is visible to
+    other apps in the workspace)."""
+    return post.mark[:32]
 
 
-def post_metadata(idempotency_key: str) -> dict[str, object]:
-    return {"event_type": METADATA_TYPE, "event_payload": {"outbox": post_marker(idempotency_key)}}
+def post_metadata(post: Post) -> dict[str, object]:
+    return {"event_type": METADATA_TYPE, "event_payload": {"outbox": post_marker(post)}}
 
 
 def carries_marker(message: dict[str, object], marker: str) -> bool:
@@ -107,7 +110,7 @@ class SlackSender:
             found = self._already_posted(post) if post.maybe_delivered else None
             if found is not None:
                 channel, ts, replies = found
-                log.info("slack: outbox %s was already in %s; not posted again", post.id, channel)
+                log.info("slack: outbox %s was already in %s; not posted again", post.id, post.target.for_log)
                 if replies:  # the chart went with it (it is the thread's first reply)
                     return f"{channel}:{ts}"
             else:
@@ -118,7 +121,7 @@ class SlackSender:
                     blocks=blocks,
                     unfurl_links=False,
                     unfurl_media=False,
-                    metadata=post_metadata(post.idempotency_key),
+                    metadata=post_metadata(post),
                 )
                 channel, ts = str(response["channel"]), str(response["ts"])
         except SlackApiError as exc:
@@ -140,8 +143,9 @@ class SlackSender:
             channel = post.target.ref
             if post.target.kind == "user":
                 channel = str(self.client.conversations_open(users=post.target.ref)["channel"]["id"])
-            since = post.queued_at - timedelta(minutes=1) if post.queued_at else None
-            marker, cursor = post_marker(post.idempotency_key), None
+            # Newest first, so a wide margin for clock skew between this host and Slack costs little.
+            since = post.queued_at - timedelta(minutes=10) if post.queued_at else None
+            marker, cursor = post_marker(post), None
             for _ in range(LOOKUP_PAGES):
                 page = self.client.conversations_history(
                     channel=channel,
@@ -198,4 +202,6 @@ class SlackSender:
             return DeliveryError("slack: rate limited", retryable=True, retry_after=seconds)
         if status >= 500:  # Slack may have posted it before failing to answer
             return DeliveryError(f"slack: HTTP {status}", retryable=True, maybe_delivered=True)
-        return DeliveryError(f"slack: {error or status}", retryable=error not in PERMANENT)
+        return DeliveryError(
+            f"slack: {error or status}", retryable=error not in PERMANENT, maybe_delivered=error in PARTLY_DONE
+        )

@@ -19,6 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 CONNECT_TIMEOUT_SECONDS = 10  # an unreachable host must not hang a command for minutes
+KEEPALIVE = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +53,15 @@ def safe_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(normalize_url(url))
+        # An error's text would carry the statement's parameters (people's words, chat ids) into
+        # the logs: never.
+        kwargs.setdefault("hide_parameters", True)
         if parsed.get_backend_name() == "postgresql":
             # A database that went away (a restart, a failover) leaves dead connections in the
-            # pool: test each before use, so the first command after it is back just works.
+            # pool: test each before use, so the first command after it is back just works; and
+            # a connection whose server vanished without a word is noticed within a minute.
             kwargs.setdefault("pool_pre_ping", True)
-            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
+            kwargs["connect_args"] = {**KEEPALIVE, **kwargs.get("connect_args", {})}
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {exc}") from None
@@ -144,12 +155,27 @@ def driver_reason(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+# SQLSTATE classes of a server that cannot be used: connection exceptions, and the server
+# shutting down or starting up ("operator intervention"). A deadlock or a timeout is not one.
+UNAVAILABLE_SQLSTATES = ("08", "57P")
+UNAVAILABLE_SQLITE = ("database is locked", "unable to open", "disk i/o error")
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database could not be used at all (unreachable, gone mid-way,
     locked past the busy timeout, no connection free), rather than that a statement was wrong."""
-    if isinstance(error, OperationalError | PoolTimeout):
+    if isinstance(error, PoolTimeout):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return str(sqlstate).startswith(UNAVAILABLE_SQLSTATES)
+    reason = driver_reason(error).casefold()
+    # psycopg's own connection failures carry no SQLSTATE; SQLite's carry none at all.
+    return "sqlite" not in type(error.orig).__module__ or reason.startswith(UNAVAILABLE_SQLITE)
 
 
 def insert_for(session: Session, model: type) -> Any:

@@ -28,7 +28,7 @@ from bot.content import default_content
 from bot.domain.journey_map import JourneyMap
 from bot.i18n import default_catalogue
 from bot.messages import Message
-from bot.outbox import SENDING, SENT, SUPERSEDED, Target, drain, enqueue
+from bot.outbox import SENDING, SENT, SUPERSEDED, Post, Target, drain, enqueue
 from bot.scheduler import run_weekly_digest
 from bot.services.journey import current_org
 from bot.services.setup import apply_journey
@@ -57,9 +57,9 @@ def stub() -> Iterator[SlackStub]:
     server.close()
 
 
-def marked(stub: SlackStub, channel: str, key: str) -> list[dict[str, Any]]:
-    """The messages in ``channel`` that carry the outbox key ``key``."""
-    marker = post_marker(key)
+def marked(stub: SlackStub, channel: str, row: Outbox) -> list[dict[str, Any]]:
+    """The messages in ``channel`` that carry the mark of the outbox row ``row``."""
+    marker = post_marker(Post(row.id, Target("slack", "channel", channel), Message(), "", 0, queued_at=row.created_at))
     return [
         m for m in stub.posted(channel) if (m.get("metadata") or {}).get("event_payload", {}).get("outbox") == marker
     ]
@@ -236,7 +236,7 @@ def test_a_bot_killed_while_posting_the_digest_posts_it_once_per_channel_after_a
             first.kill()
     rows = rows_by_key(deployed)
     assert [rows[keys[c]].status for c in DIGEST_CHANNELS] == [SENT, SENDING, SENDING]
-    assert len(marked(stub, DIGEST_CHANNELS[1], keys[DIGEST_CHANNELS[1]])) == 1  # on Slack, unrecorded
+    assert len(marked(stub, DIGEST_CHANNELS[1], rows[keys[DIGEST_CHANNELS[1]]])) == 1  # on Slack, unrecorded
 
     with deployed.begin() as session:  # the lease runs out
         session.execute(
@@ -258,7 +258,7 @@ def test_a_bot_killed_while_posting_the_digest_posts_it_once_per_channel_after_a
     uploads = [c["channel_id"] for c in stub.called("files.completeUploadExternal")]
     rows = rows_by_key(deployed)
     for channel in DIGEST_CHANNELS:
-        messages = marked(stub, channel, keys[channel])
+        messages = marked(stub, channel, rows[keys[channel]])
         assert len(messages) == 1, (channel, messages)
         assert rows[keys[channel]].platform_ref == f"{channel}:{messages[0]['ts']}"
         assert uploads.count(channel) == 1, (channel, uploads)  # the chart beside it, once
