@@ -23,21 +23,29 @@ def _runs(words: Sequence[str], length: int = QUOTE_WORDS) -> Iterator[tuple[str
     return (tuple(words[i : i + length]) for i in range(len(words) - length + 1))
 
 
+# A short text of theirs (fewer than QUOTE_WORDS words: "Ringde kunden") is quoted only as a
+# whole line, or after a label of at most this many words and a colon ("Åtgärd: Ringde
+# kunden"), never as a phrase inside someone else's sentence.
+LABEL_WORDS = 3
+
+
 @dataclass(frozen=True)
 class Traces:
     """What would still point at an erased person: who they were, and what they wrote."""
 
-    identity: re.Pattern[str]  # their name (in any case), key and chat user ids, as whole words
+    name: str
+    identity: re.Pattern[str]  # their full name (in any case) and chat user ids, as whole words
+    key: str  # their key: only where a value is exactly it (a key like "per" is also a word)
     refs: frozenset[str]  # their key and chat user ids, as outbox keys hold them
     runs: frozenset[tuple[str, ...]]  # every QUOTE_WORDS words in a row that they wrote
-    short: frozenset[tuple[str, ...]]  # what they wrote in fewer words, matched whole
+    short: frozenset[tuple[str, ...]]  # what they wrote in fewer words
 
     @classmethod
-    def of(cls, name: str, refs: Iterable[str], texts: Iterable[str]) -> Traces:
-        ids = sorted({ref for ref in refs if ref}, key=len, reverse=True)
-        # Keys and ids as written: a lower-case key is no name, and "erik" must not catch "Erik".
+    def of(cls, name: str, key: str, ids: Iterable[str], texts: Iterable[str]) -> Traces:
+        chat_ids = sorted({i for i in ids if i}, key=len, reverse=True)
+        # Chat ids as written; the full name in any case. Not the key: "per" or "maj" are words.
         alternatives = [f"(?i:{re.escape(name.strip())})"] if name.strip() else []
-        alternatives += map(re.escape, ids)
+        alternatives += map(re.escape, chat_ids)
         pattern = "|".join(alternatives) or "(?!)"  # (?!) matches nothing
         identity = re.compile(rf"(?<![\w-])(?:{pattern})(?![\w-])")
         runs: set[tuple[str, ...]] = set()
@@ -48,14 +56,21 @@ class Traces:
                 runs.update(_runs(words))
             elif words:
                 short.add(tuple(words))
-        return cls(identity, frozenset(ids), frozenset(runs), frozenset(short))
+        refs = frozenset({key, *chat_ids} - {""})
+        return cls(name.strip(), identity, key, refs, frozenset(runs), frozenset(short))
+
+    def names(self) -> list[str]:
+        """What names them in any text: the full name and the chat ids (not the key)."""
+        return [n for n in (self.name, *sorted(self.refs - {self.key})) if n]
 
     def quotes(self, line: str) -> bool:
         words = _words(line)
         if any(run in self.runs for run in _runs(words)):
             return True
-        # A one-word text counts only as a whole line: "Ok" is in too many sentences.
-        return any(tuple(words) == text if len(text) == 1 else text in _runs(words, len(text)) for text in self.short)
+        if tuple(words) in self.short:
+            return True
+        label, colon, rest = line.partition(":")
+        return bool(colon) and len(_words(label)) <= LABEL_WORDS and tuple(_words(rest)) in self.short
 
     def scrub_text(self, text: str, someone: str, removed: str) -> str:
         """A line quoting them goes whole; their name or an id is replaced where it stands."""
@@ -64,9 +79,10 @@ class Traces:
         )
 
     def scrub(self, value: Any, someone: str, removed: str) -> Any:
-        """Every text in a JSON value (a post, an event's data), scrubbed."""
+        """Every text in a JSON value (a post, an event's data), scrubbed; a value that is
+        exactly their key (a reassignment's "to_person") too."""
         if isinstance(value, str):
-            return self.scrub_text(value, someone, removed)
+            return someone if value == self.key else self.scrub_text(value, someone, removed)
         if isinstance(value, list):
             return [self.scrub(item, someone, removed) for item in value]
         if isinstance(value, dict):

@@ -4,6 +4,7 @@ bot's delivered posts that named or quoted them are edited in place."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, Text, cast, delete, false, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.domain.erasure import Traces
@@ -20,8 +21,7 @@ from bot.domain.tips import Tip
 from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message
-from bot.outbox import SENDING, SENT, Target, enqueue
-from bot.services.digest import Digest, build_digest, digest_message
+from bot.outbox import PENDING, SENDING, SENT, Target, enqueue
 from bot.services.issues import IssueService, routed_topic
 from bot.services.kpi_import import ERASED_CHAT_SOURCE, recorded_in_chat_by
 from bot.store.models import (
@@ -71,11 +71,15 @@ def erase_person(
     where already delivered, edited in place (routed issue posts and digests re-rendered, the
     rest scrubbed). Chat messages the person wrote on the platform are not the bot's to delete.
     """
+    # Locked first: on PostgreSQL a report, an observation or the SLA sweep naming them waits
+    # for the erasure instead of slipping a new trace in beside it.
+    session.execute(select(Person.id).where(Person.id == person.id).with_for_update())
     org = session.get(Org, person.org_id)
     assert org is not None  # a person belongs to an org (a foreign key)
     erased = Erased(person.name, in_journey_file=person.archived_at is None)
     erasure = _Erasure.of(session, org, catalogue, tips, now, person)
     erasure.replace_words()
+    erasure.unname_in_others_words()
     erasure.forget_observations()
     erasure.forget_person()
     edited = erasure.clean_outbox()
@@ -106,8 +110,9 @@ class _Erasure:
     observations: list[Observation]
     texts: dict[tuple[int, str], str]  # (issue, column) → their words in it
     weeks: set[str]  # weeks with their observations: those digests are built again
-    touched: set[int] = field(default_factory=set)  # issues whose routed posts change
-    digests: dict[str, Digest] = field(default_factory=dict)  # built again, by week
+    touched: set[int] = field(default_factory=set)  # issues whose routed posts are shown again
+    related: set[int] = field(default_factory=set)  # issues they were part of in any way
+    since: datetime | None = None  # their first words: nothing older can quote them
 
     @classmethod
     def of(
@@ -125,11 +130,13 @@ class _Erasure:
         observations = list(session.scalars(select(Observation).where(_written_by(person.id))))
         texts = _their_issue_texts(session, person, observations)
         words = [*(o.text for o in observations), *texts.values(), *_their_other_words(session, person)]
-        traces = Traces.of(person.name, [person.key, *(i.external_user_id for i in identities)], words)
+        traces = Traces.of(person.name, person.key, [i.external_user_id for i in identities], words)
         zone = ZoneInfo(org.time_zone)
         weeks = {iso_week(o.created_at, zone) for o in observations}
         targets = {(i.platform, i.external_user_id) for i in identities}
-        return cls(session, org, catalogue, tips, now, person, traces, targets, observations, texts, weeks)
+        erasure = cls(session, org, catalogue, tips, now, person, traces, targets, observations, texts, weeks)
+        erasure.since = _first_words(session, person)
+        return erasure
 
     def text(self, language: str | None, key: str) -> str:
         return self.catalogue.text(language or self.org.language, key)
@@ -143,6 +150,23 @@ class _Erasure:
             setattr(issue, column, removed)
             self.touched.add(number)
 
+    def unname_in_others_words(self) -> None:
+        """Others' words stay, but not the erased person's name or chat id in them ("Erik
+        promised a refund" in someone else's report): every later rendering would show it."""
+        someone = self.text(None, "erasure.someone")
+        for model, columns in (
+            (Issue, (Issue.description, Issue.customer_impact, Issue.action_taken)),
+            (Observation, (Observation.text,)),
+        ):
+            named = or_(*(_mentions(column, self.traces.names()) for column in columns))
+            for row in self.session.scalars(select(model).where(named)):
+                for column in columns:
+                    text = getattr(row, column.key)
+                    if text and (cleaner := self.traces.identity.sub(someone, text)) != text:
+                        setattr(row, column.key, cleaner)
+                        if isinstance(row, Issue):
+                            self.touched.add(row.id)
+
     def forget_observations(self) -> None:
         session, person_id = self.session, self.person.id
         ids = [o.id for o in self.observations]
@@ -155,9 +179,19 @@ class _Erasure:
 
     def forget_person(self) -> None:
         session, person_id = self.session, self.person.id
-        self.touched |= set(session.scalars(select(IssueEvent.issue_id).where(IssueEvent.actor_id == person_id)))
-        self.touched |= set(session.scalars(select(IssueFollower.issue_id).where(IssueFollower.person_id == person_id)))
+        # Issues they acted on or followed: their timelines and notices may name them. The routed
+        # post shows only the reporter and the assignee: those issues are shown again.
+        self.related |= set(session.scalars(select(IssueEvent.issue_id).where(IssueEvent.actor_id == person_id)))
+        self.related |= set(session.scalars(select(IssueFollower.issue_id).where(IssueFollower.person_id == person_id)))
         self.touched |= set(session.scalars(select(Issue.id).where(Issue.assignee_id == person_id)))
+        self.touched |= set(
+            session.scalars(
+                select(IssueFollower.issue_id).where(
+                    IssueFollower.person_id == person_id, IssueFollower.role == "reporter", ~IssueFollower.anonymous
+                )
+            )
+        )
+        self.related |= self.touched
         for column in (
             IssueEvent.actor_id,
             Issue.assignee_id,  # the issue stays with its team
@@ -191,42 +225,44 @@ class _Erasure:
 
     def _scrub_events(self) -> None:
         """Timelines keep every event; its data (a reminder's "to", a resolution's action) no
-        longer names or quotes them."""
+        longer names or quotes them. Only the events of issues they were part of, and those
+        naming them elsewhere (an escalation to them), are read."""
         removed = self.text(None, "erasure.removed")
-        events = self.session.scalars(select(IssueEvent).join(Issue).where(Issue.org_id == self.org.id))
+        naming = _mentions(IssueEvent.data, [*self.traces.names(), f'"{self.person.key}"'])
+        events = self.session.scalars(
+            select(IssueEvent).where(or_(IssueEvent.issue_id.in_(self.related), naming)).order_by(IssueEvent.id)
+        )
         for event in events:
             scrubbed = self.traces.scrub(event.data or {}, "–", removed)
             if scrubbed != (event.data or {}):
                 event.data = scrubbed
-                self.touched.add(event.issue_id)
 
     def clean_outbox(self) -> int:
-        """Posts to them go; posts to others are rewritten and, if delivered, edited. Returns
-        how many delivered posts get an edit beyond the routed issue posts."""
+        """Posts to them go; posts to others are rewritten and, if they may be on the platform,
+        edited. Returns how many such posts get an edit beyond the routed issue posts.
+
+        Only the rows that can hold a trace are read (and locked, so no sender takes one while
+        it changes): those naming them, those about their issues and weeks, reminders since
+        their first words. The rest of a large outbox is not touched."""
         self._delete_posts_to_them()
         chains: dict[int, list[Outbox]] = {}
-        for row in self.session.scalars(select(Outbox).order_by(Outbox.id)):
+        for row in self.session.scalars(
+            select(Outbox)
+            .where(or_(Outbox.id.in_(self._candidate_roots()), Outbox.update_of_id.in_(self._candidate_roots())))
+            .order_by(Outbox.id)
+            .with_for_update()
+        ):
             chains.setdefault(row.update_of_id or row.id, []).append(row)
         traced = {root for root, rows in chains.items() if any(self._traced(row) for row in rows)}
-        for root in traced:
-            topic = chains[root][0].topic or ""
-            issue = _routed_issue(topic)
-            if issue is not None:
-                self.touched.add(issue)
-            elif topic.startswith("digest:"):
-                self.weeks.add(topic.removeprefix("digest:"))
+        self.touched |= {issue for root in traced if (issue := _routed_issue(chains[root][0].topic or ""))}
         routed = self._refresh_routed()
         token = secrets.token_hex(6)
         edited = 0
         for root, rows in chains.items():
             topic = rows[0].topic or ""
-            if topic in routed:
+            if topic in routed:  # refresh_routed has queued the edits, clean
                 for row in rows:
                     row.payload = self._clean(routed[topic](row.language or self.org.language), row.language)
-            elif topic.startswith("digest:") and topic.removeprefix("digest:") in self.weeks:
-                for row in rows:
-                    row.payload = self._digest(topic.removeprefix("digest:"), row)
-                edited += self._edit(rows, token)
             elif root in traced:
                 for row in rows:
                     row.payload = self.traces.scrub(row.payload, *self._markers(row.language))
@@ -234,6 +270,19 @@ class _Erasure:
             for row in rows:
                 self._scrub_row(row)
         return edited
+
+    def _candidate_roots(self) -> Select[tuple[int]]:
+        keys = [Outbox.idempotency_key.like(f"issue:{number}:%") for number in sorted(self.related)]
+        about = [
+            *keys,
+            Outbox.topic.in_([f"digest:{week}" for week in self.weeks]),
+            _mentions(Outbox.payload, self.traces.names()),
+            _mentions(Outbox.last_error, self.traces.names()),
+            *(Outbox.idempotency_key.like(f"%:{ref}%") for ref in self.traces.refs),
+        ]
+        if self.since is not None:  # reminders list issues with excerpts of their reports
+            about.append(Outbox.idempotency_key.like("remind:%") & (Outbox.created_at >= self.since))
+        return select(func.coalesce(Outbox.update_of_id, Outbox.id)).where(or_(*about))
 
     def _delete_posts_to_them(self) -> None:
         """What was said to them is theirs alone: gone, with the edits of it."""
@@ -265,29 +314,27 @@ class _Erasure:
         return scrubbed
 
     def _refresh_routed(self) -> dict[str, Callable[[str], Message]]:
-        """Every touched issue's routed posts edited to show it as it is now, without them."""
+        """Every touched issue's routed posts edited to show it as it is now, without them: the
+        issue's text no longer holds them, and the rendering is scrubbed too, for what it
+        quotes from elsewhere."""
         service = IssueService(self.session, self.org, self.catalogue, self.now)
         composers = {}
         for issue in self.session.scalars(select(Issue).where(Issue.id.in_(self.touched)).order_by(Issue.id)):
-            service.refresh_routed(issue)
-            composers[routed_topic(issue)] = service.routed_composer(issue)
+            compose = self._scrubbed(service.routed_composer(issue))
+            service.refresh_routed(issue, compose)
+            composers[routed_topic(issue)] = compose
         return composers
 
-    def _digest(self, week: str, row: Outbox) -> dict[str, Any]:
-        """The week's digest built again, without them, keeping the chart it was posted with."""
-        if week not in self.digests:
-            self.digests[week] = build_digest(
-                self.session, self.org, week, catalogue=self.catalogue, tips=self.tips, now=self.now
-            )
-        chart = (row.payload.get("image") or {}).get("attachment")
-        language = row.language or self.org.language
-        return self._clean(digest_message(self.catalogue, language, self.digests[week], chart), language)
+    def _scrubbed(self, compose: Callable[[str], Message]) -> Callable[[str], Message]:
+        return lambda language: Message.model_validate(self._clean(compose(language), language))
 
     def _edit(self, rows: list[Outbox], token: str) -> int:
-        """A delivered (or being delivered) post gets an edit showing its newest version, clean."""
+        """A post that is, or may be, on the platform (delivered, being delivered, or retried
+        after an attempt whose outcome is unknown) gets an edit showing its newest version,
+        clean. One never sent goes out clean as it is."""
         root = rows[0]
-        delivered = root.status == SENT and root.platform_ref is not None
-        if root.update_of_id is not None or not (delivered or root.status == SENDING):
+        on_platform = root.status in (SENT, SENDING) or (root.status == PENDING and root.delivery_unknown)
+        if root.update_of_id is not None or not on_platform:
             return 0
         return int(
             enqueue(
@@ -307,6 +354,29 @@ class _Erasure:
             row.idempotency_key = f"erased:{row.id}"  # unique as the row is, and names no one
         if row.last_error is not None and self.traces.found_in(row.last_error):
             row.last_error = self.traces.scrub_text(row.last_error, "–", "–")
+
+
+def _mentions(column: Any, needles: Sequence[str]) -> ColumnElement[bool]:
+    """The column's text (JSON as stored) contains one of ``needles``: a cheap first sieve in
+    SQL, so that only rows that can hold a trace are read. JSON stores non-ASCII escaped
+    ("\\u00c5"), so each needle is looked for in that spelling too."""
+    spellings = {spelling for needle in needles for spelling in (needle, json.dumps(needle)[1:-1]) if spelling}
+    text = cast(column, Text)
+    return or_(false(), *(text.ilike(f"%{_like_escaped(spelling)}%", escape="!") for spelling in sorted(spellings)))
+
+
+def _like_escaped(value: str) -> str:
+    return value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _first_words(session: Session, person: Person) -> datetime | None:
+    """When they first wrote or did anything in the bot."""
+    moments = [
+        session.scalar(select(func.min(IssueEvent.at)).where(IssueEvent.actor_id == person.id)),
+        session.scalar(select(func.min(IssueFollower.joined_at)).where(IssueFollower.person_id == person.id)),
+        session.scalar(select(func.min(Observation.created_at)).where(_written_by(person.id))),
+    ]
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 def _unlink(session: Session, column: InstrumentedAttribute[Any], person_id: int) -> None:

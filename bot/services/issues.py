@@ -380,14 +380,15 @@ class IssueService:
             )
         )
 
-    def refresh_routed(self, issue: Issue) -> None:
-        """Edit every routed post of the issue to show its current state."""
+    def refresh_routed(self, issue: Issue, compose: Callable[[str], Message] | None = None) -> None:
+        """Edit every routed post of the issue to show its current state (as ``compose`` renders
+        it, when given: the erasure's, scrubbed)."""
         issue.version += 1
         self.session.flush()
         edit_posts(
             self.session,
             routed_topic(issue),
-            self.routed_composer(issue),
+            compose or self.routed_composer(issue),
             self.org.language,
             f"{routed_topic(issue)}:v{issue.version}",
             self.now,

@@ -430,8 +430,10 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
         assert f"issue:{issues[name]}:routed" in edited_topics, name
     digest_edits = [p for p in edits if p.edit_ref and p.message.header and "2026-W48" in p.message.header]
     assert {p.target.platform for p in digest_edits} == {"slack", "discord"}
-    # Built again without him, not merely scrubbed: no shout-out for "someone (erased)".
-    assert not [p for p in digest_edits if CATALOGUE.text("sv", "erasure.someone") in (p.message.text or "")]
+    # Scrubbed, not built again (a digest is a record of its week, with that week's figures and
+    # summary): his name gives way to "someone (erased)", lines quoting him go, the chart stays.
+    assert all(p.message.image is not None and p.message.image.attachment for p in digest_edits)
+    assert any(CATALOGUE.text("sv", "erasure.someone") in p.message.model_dump_json() for p in digest_edits)
     with sf() as session:  # the delivered posts keep their reference: later edits still find them
         sent_digests = session.scalars(select(Outbox).where(Outbox.topic == "digest:2026-W48")).all()
         assert sent_digests and all(r.platform_ref for r in sent_digests if r.update_of_id is None)
@@ -476,3 +478,36 @@ def test_a_failed_erasure_erases_nothing(
     after = every_row(engine)
     assert after == before  # the erase command's own delivery record rolled back with the rest
     assert log_leaks(caplog) == []
+
+
+def test_a_colleagues_words_lose_his_name_and_keep_the_rest(world: World, engine: Engine) -> None:
+    """Leila names him in her report, and the routed post went out with it. After the erasure
+    her words stay, his name in them does not, in the issue and in the edit of the routed post
+    alike (the edit is rendered from the issue, and scrubbed once more)."""
+    world.say("leila", f"/cx report faktura: {NAME} lovade kunden en återbetalning per telefon")
+    number = world.number("återbetalning")
+    world.deliver()
+    world.say("erik", f"/cx erase {KEY}")
+    someone = CATALOGUE.text("sv", "erasure.someone")
+    assert issue_texts(world.session_factory)[number][0] == f"{someone} lovade kunden en återbetalning per telefon"
+    edits = [p for p in world.deliver() if p.edit_ref and f"#{number}" in p.message.model_dump_json()]
+    assert edits and not [p for p in edits if traces_in(p.message.model_dump_json())]
+    assert all("återbetalning per telefon" in p.message.model_dump_json() for p in edits)  # her words stay
+    assert leaks(every_row(engine)) == []
+
+
+def test_a_post_that_may_be_on_the_platform_gets_its_edit(world: World) -> None:
+    """A post naming him timed out after the platform may have taken it (pending, outcome
+    unknown): scrubbing the stored copy is not enough, the copy out there needs an edit."""
+    world.say("leila", f"/cx report faktura: {NAME} ringde kunden om dubbla fakturor i går")
+    number = world.number("dubbla fakturor i går")
+    with world.session_factory.begin() as session:
+        routed = session.scalars(select(Outbox).where(Outbox.topic == f"issue:{number}:routed")).all()
+        assert routed
+        for row in routed:
+            row.status, row.delivery_unknown, row.platform_ref = "pending", True, None
+    world.say("erik", f"/cx erase {KEY}")
+    with world.session_factory() as session:
+        edits = session.scalars(select(Outbox).where(Outbox.update_of_id.in_([r.id for r in routed]))).all()
+        assert {e.update_of_id for e in edits} == {r.id for r in routed}
+        assert not [e for e in edits if traces_in(json.dumps(e.payload, ensure_ascii=False))]
