@@ -201,7 +201,7 @@ def register(registry: Registry) -> None:
         person = ctx.session.scalar(select(Person).where(Person.org_id == org.id, Person.key == key))
         if person is None:
             raise UserError("issues.unknown_assignee", text=excerpt(rest) or "–")
-        erased = erase_person(ctx.session, person, ctx.now, ctx.catalogue, ctx.tips)
+        erased = erase_person(ctx.session, person, ctx.now, ctx.catalogue)
         # No counts: how many were anonymous would tell what they had said without their name.
         text = ctx.t("observations.erased", name=erased.name)
         if erased.in_journey_file:  # the next load would add them back: the admin should know

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import ColumnElement, Select, Text, cast, delete, false, func, o
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.domain.erasure import Traces
-from bot.domain.tips import Tip
 from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message
@@ -59,7 +58,6 @@ def erase_person(
     person: Person,
     now: datetime,
     catalogue: Catalogue,
-    tips: Mapping[str, Mapping[int, Tip]],
 ) -> Erased:
     """The right to erasure, in the caller's one transaction: a failure leaves nothing half done.
 
@@ -77,7 +75,7 @@ def erase_person(
     org = session.get(Org, person.org_id)
     assert org is not None  # a person belongs to an org (a foreign key)
     erased = Erased(person.name, in_journey_file=person.archived_at is None)
-    erasure = _Erasure.of(session, org, catalogue, tips, now, person)
+    erasure = _Erasure.of(session, org, catalogue, now, person)
     erasure.replace_words()
     erasure.unname_in_others_words()
     erasure.forget_observations()
@@ -102,7 +100,6 @@ class _Erasure:
     session: Session
     org: Org
     catalogue: Catalogue
-    tips: Mapping[str, Mapping[int, Tip]]
     now: datetime
     person: Person
     traces: Traces
@@ -120,7 +117,6 @@ class _Erasure:
         session: Session,
         org: Org,
         catalogue: Catalogue,
-        tips: Mapping[str, Mapping[int, Tip]],
         now: datetime,
         person: Person,
     ) -> _Erasure:
@@ -134,7 +130,7 @@ class _Erasure:
         zone = ZoneInfo(org.time_zone)
         weeks = {iso_week(o.created_at, zone) for o in observations}
         targets = {(i.platform, i.external_user_id) for i in identities}
-        erasure = cls(session, org, catalogue, tips, now, person, traces, targets, observations, texts, weeks)
+        erasure = cls(session, org, catalogue, now, person, traces, targets, observations, texts, weeks)
         erasure.since = _first_words(session, person)
         return erasure
 
