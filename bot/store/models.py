@@ -282,7 +282,8 @@ class Outbox(Base):
     topic: Mapped[str | None] = mapped_column(String(64), index=True)
     language: Mapped[str | None] = mapped_column(String(2))
     # An edit of an earlier post: sent once that post has a platform reference to edit.
-    update_of_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"))
+    # Indexed: deleting a post looks up its edits (the cascade), and so does every claim.
+    update_of_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
     # An earlier attempt may have reached the platform (its sender died, or timed out waiting for
     # the answer): before posting again, the sender looks for that post.
     delivery_unknown: Mapped[bool] = mapped_column(default=False, server_default=false())
