@@ -282,3 +282,25 @@ def test_a_batch_that_outlives_most_of_its_lease_hands_the_rest_back(
     assert [state[f"slow-{n}"] for n in range(4)] == [("sent", 1), ("sent", 1), ("pending", 0), ("pending", 0)]
     assert len(drain(session_factory, "console", sender, clock)) == 2
     assert sender.sent == [f"post {n}" for n in range(4)]
+
+
+def test_the_delivery_loop_outlasts_a_very_long_outage(clock: Clock) -> None:
+    """Thousands of failed rounds in a row (a database down for hours): the wait between rounds
+    stays capped and the loop keeps going, until the database answers again."""
+    stop = threading.Event()
+
+    class Down:
+        rounds = 0
+
+        def begin(self) -> None:
+            Down.rounds += 1
+            if Down.rounds >= 1_500:
+                stop.set()
+            raise ConnectionError("the database is away")
+
+    loop = threading.Thread(
+        target=outbox.drain_until, args=(Down(), "console", None, clock, stop, 0.0, 0.0), daemon=True
+    )
+    loop.start()
+    loop.join(30)
+    assert not loop.is_alive() and Down.rounds >= 1_500  # it stopped because it was told to, not by a crash

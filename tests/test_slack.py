@@ -602,13 +602,15 @@ def test_the_sender_posts_edits_and_uploads_the_chart(
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "error", "retryable", "retry_after"),
+    ("status", "headers", "error", "retryable", "retry_after", "maybe_delivered"),
     [
-        (429, {"Retry-After": "7"}, "ratelimited", True, 7.0),
-        (500, {}, "internal_error", True, None),
-        (200, {}, "channel_not_found", False, None),
-        (200, {}, "not_in_channel", False, None),
-        (200, {}, "fatal_error", True, None),
+        (429, {"Retry-After": "7"}, "ratelimited", True, 7.0, False),
+        (500, {}, "internal_error", True, None, True),
+        (200, {}, "channel_not_found", False, None, False),
+        (200, {}, "not_in_channel", False, None, False),
+        # Slack: "some aspect of the operation may have succeeded": look before posting again.
+        (200, {}, "fatal_error", True, None, True),
+        (200, {}, "internal_error", True, None, True),
     ],
 )
 def test_the_sender_turns_slack_errors_into_the_outboxs_retry_decisions(
@@ -620,12 +622,14 @@ def test_the_sender_turns_slack_errors_into_the_outboxs_retry_decisions(
     error: str,
     retryable: bool,
     retry_after: float | None,
+    maybe_delivered: bool,
 ) -> None:
     stub.fail_next("chat.postMessage", status, headers, error)
     sender = SlackSender(slack.client, loaded, pace=0)
     with pytest.raises(DeliveryError) as raised:
         sender.send(post_of(Message(text="Hej")))
-    assert (raised.value.retryable, raised.value.retry_after) == (retryable, retry_after)
+    decision = (raised.value.retryable, raised.value.retry_after, raised.value.maybe_delivered)
+    assert decision == (retryable, retry_after, maybe_delivered)
     assert sender.send(post_of(Message(text="Hej"))) is not None  # the next attempt goes through
 
 

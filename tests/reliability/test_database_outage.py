@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp
@@ -31,7 +33,7 @@ from bot.messages import Message
 from bot.outbox import Post, Target, drain_until, enqueue
 from bot.scheduler import Leadership
 from bot.services.setup import apply_journey
-from bot.store.db import make_engine, make_session_factory, upgrade
+from bot.store.db import database_unavailable, make_engine, make_session_factory, upgrade
 from bot.store.models import Issue, Outbox
 from tests.conftest import NOW, PG_URL, Clock, postgres_engine_in_fresh_schema, require_postgres
 from tests.tcp_proxy import TcpProxy
@@ -262,3 +264,21 @@ def test_a_slack_report_while_the_database_is_away_is_answered_with_the_reason(
         assert rows(loaded_outage.direct, Issue) == 0
     finally:
         stub.close()
+
+
+@pytest.mark.parametrize(
+    ("driver_error", "unavailable"),
+    [
+        (sqlite3.OperationalError("database is locked"), True),
+        (sqlite3.OperationalError("unable to open database file"), True),
+        (sqlite3.OperationalError("no such table: issue"), False),  # a bug, not an outage
+        (psycopg.OperationalError("connection failed: server closed the connection"), True),
+        (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), False),  # worth a retry, but a bug to trace
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
+    ],
+)
+def test_only_a_database_that_cannot_be_used_counts_as_unavailable(driver_error: Exception, unavailable: bool) -> None:
+    """A deadlock or a missing table keeps its traceback and the generic apology; only an
+    unreachable, restarting or locked database gets the "nothing was saved, try later" reply."""
+    assert database_unavailable(OperationalError("SELECT 1", {}, driver_error)) is unavailable
