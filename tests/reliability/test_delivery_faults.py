@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,22 +38,27 @@ from tests.conftest import NOW, Clock
 from tests.slack_stub import SlackStub
 from tests.test_console import CXBOT, cli_env
 from tests.test_digest import import_rows, nps_rows
+from tests.test_slack import no_proxy, stub
 
 DIGEST_CHANNELS = ("C0DIGEST01", "C0DIGEST02", "C0DIGEST03")
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+# test_slack's fixtures: loopback requests bypass any proxy, and the Slack stub.
+SLACK_FIXTURES = (no_proxy, stub)
 
 
-@pytest.fixture
-def stub() -> Iterator[SlackStub]:
-    server = SlackStub()
-    yield server
-    server.close()
+def queue_alone(loaded: sessionmaker[Session], *posts: tuple[Target, str, str]) -> None:
+    """Queue (target, text, key) posts, the journey's own notices set aside: not this test's."""
+    with loaded.begin() as session:
+        session.execute(update(Outbox).values(status=SUPERSEDED))
+        for target, text, key in posts:
+            enqueue(session, target, Message(text=text), key, NOW)
+
+
+def fault_sender(stub: SlackStub, loaded: sessionmaker[Session]) -> SlackSender:
+    """The real WebClient as `cxbot run` makes the sender's (no retries of its own), with a 1 s
+    timeout, so that the stub's late answers are timeouts."""
+    return SlackSender(make_client("xoxb-faults", stub.api_url, timeout=1, retries=False), loaded, pace=0)
 
 
 def marked(stub: SlackStub, channel: str, row: Outbox) -> list[dict[str, Any]]:
@@ -81,12 +85,8 @@ def test_a_post_that_timed_out_after_slack_took_it_is_found_not_sent_again(
     copy; a 500 where Slack did not post is then posted once; a 429 waits its Retry-After; the
     channel reads its posts in order, and another channel is not held back."""
     channel, other = Target("slack", "channel", "C0FAULTS01"), Target("slack", "channel", "C0FAULTS02")
-    with loaded.begin() as session:
-        session.execute(update(Outbox).values(status=SUPERSEDED))  # the journey's own notices: not this test's
-        for n in range(3):
-            enqueue(session, channel, Message(text=f"post {n}"), f"fault-{n}", NOW)
-        enqueue(session, other, Message(text="elsewhere"), "fault-other", NOW)
-    sender = SlackSender(make_client("xoxb-faults", stub.api_url, timeout=1, retries=False), loaded, pace=0)
+    queue_alone(loaded, *((channel, f"post {n}", f"fault-{n}") for n in range(3)), (other, "elsewhere", "fault-other"))
+    sender = fault_sender(stub, loaded)
 
     stub.delay_next("chat.postMessage", 2.0)
     delivered = drain(loaded, "slack", sender, clock)
@@ -121,10 +121,8 @@ def test_a_post_that_timed_out_after_slack_took_it_is_found_not_sent_again(
 
 
 def test_a_direct_message_that_timed_out_is_looked_up_in_the_dm(loaded: sessionmaker[Session], stub: SlackStub) -> None:
-    with loaded.begin() as session:
-        session.execute(update(Outbox).values(status=SUPERSEDED))
-        enqueue(session, Target("slack", "user", "U0NLLEIL05"), Message(text="till dig"), "dm-1", NOW)
-    sender = SlackSender(make_client("xoxb-faults", stub.api_url, timeout=1, retries=False), loaded, pace=0)
+    queue_alone(loaded, (Target("slack", "user", "U0NLLEIL05"), "till dig", "dm-1"))
+    sender = fault_sender(stub, loaded)
     clock = Clock()
     stub.delay_next("chat.postMessage", 2.0)
     assert drain(loaded, "slack", sender, clock) == []
@@ -139,10 +137,8 @@ def test_a_lookup_that_cannot_be_made_posts_rather_than_holding_the_post_forever
 ) -> None:
     """Without a history scope the sender cannot look: it says so in the log and posts. A second
     copy is possible then; a post that never arrives is worse."""
-    with loaded.begin() as session:
-        session.execute(update(Outbox).values(status=SUPERSEDED))
-        enqueue(session, Target("slack", "channel", "C0FAULTS03"), Message(text="en gång"), "noscope-1", NOW)
-    sender = SlackSender(make_client("xoxb-faults", stub.api_url, timeout=1, retries=False), loaded, pace=0)
+    queue_alone(loaded, (Target("slack", "channel", "C0FAULTS03"), "en gång", "noscope-1"))
+    sender = fault_sender(stub, loaded)
     clock = Clock()
     stub.fail_next("chat.postMessage", 502)
     assert drain(loaded, "slack", sender, clock) == []
