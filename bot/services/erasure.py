@@ -66,8 +66,9 @@ def erase_person(
     them any more: their person row, identities, memberships, drafts, +1s and tip reactions are
     deleted, and what pointed at them points at no one. The issues stay with their teams. Posts
     to them are deleted; the bot's posts to others that named or quoted them are rewritten, and
-    where already delivered, edited in place (routed issue posts and digests re-rendered, the
-    rest scrubbed). Chat messages the person wrote on the platform are not the bot's to delete.
+    where they are or may be on the platform, edited in place (routed issue posts rendered
+    again from the cleaned issue, the rest, digests too, scrubbed). Chat messages the person
+    wrote on the platform are not the bot's to delete.
     """
     # Locked first: on PostgreSQL a report, an observation or the SLA sweep naming them waits
     # for the erasure instead of slipping a new trace in beside it.
@@ -106,7 +107,7 @@ class _Erasure:
     targets: set[tuple[str, str]]  # (platform, user id): posts to them
     observations: list[Observation]
     texts: dict[tuple[int, str], str]  # (issue, column) → their words in it
-    weeks: set[str]  # weeks with their observations: those digests are built again
+    weeks: set[str]  # weeks with their observations: those digests may quote them
     touched: set[int] = field(default_factory=set)  # issues whose routed posts are shown again
     related: set[int] = field(default_factory=set)  # issues they were part of in any way
     since: datetime | None = None  # their first words: nothing older can quote them
@@ -242,9 +243,10 @@ class _Erasure:
         their first words. The rest of a large outbox is not touched."""
         self._delete_posts_to_them()
         chains: dict[int, list[Outbox]] = {}
+        roots = set(self.session.scalars(self._candidate_roots()))  # the costly sieve, run once
         for row in self.session.scalars(
             select(Outbox)
-            .where(or_(Outbox.id.in_(self._candidate_roots()), Outbox.update_of_id.in_(self._candidate_roots())))
+            .where(or_(Outbox.id.in_(roots), Outbox.update_of_id.in_(roots)))
             .order_by(Outbox.id)
             .with_for_update()
         ):
