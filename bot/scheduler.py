@@ -158,16 +158,14 @@ class Leadership:
                     self._release()
             # Autocommit: the lease is the session-level lock, not a transaction left open (which
             # idle_in_transaction_session_timeout would end, and the lease with it).
+            connection: Connection | None = None
             try:
                 connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
             except Exception as exc:  # the database is away: nobody can lead; ask again next tick
                 log.warning("clock: cannot reach the database to lead: %s", driver_reason(exc))
-                return False
-            try:
-                taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": CLOCK_LOCK}).scalar()
-            except Exception as exc:
-                log.warning("clock: cannot reach the database to lead: %s", driver_reason(exc))
-                connection.invalidate()
+                if connection is not None:
+                    connection.invalidate()
                 return False
             if taken:
                 self._connection = connection

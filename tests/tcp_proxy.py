@@ -22,8 +22,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Drop every open connection, and refuse new ones until ``restore``."""
-        self._up.clear()
-        with self._lock:
+        with self._lock:  # with _accept's check under the same lock, no connection slips past a cut
+            self._up.clear()
             live, self._live = self._live, set()
         for sock in live:
             with contextlib.suppress(OSError):
@@ -54,6 +54,10 @@ class TcpProxy:
                 continue
             server.settimeout(None)
             with self._lock:
+                if not self._up.is_set():  # cut while this one was being connected
+                    client.close()
+                    server.close()
+                    continue
                 self._live |= {client, server}
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
