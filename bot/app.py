@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from bot.services.journey import current_org
 from bot.services.suggest import suggestions
 from bot.store.db import database_unavailable, driver_reason
 from bot.store.models import Identity, Org, Person
+from bot.telemetry import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +233,20 @@ class CxApp:
     # --- entry points ------------------------------------------------------------------
 
     def dispatch(self, invocation: Invocation) -> Reply:
+        started = time.perf_counter()
         sub, rest = parse_command(invocation.text)
+        reply = self._dispatch(invocation, sub, rest)
+        # The label is a registered command's name, never typed text: a bounded set of series.
+        name = sub if sub in self.registry.commands else "unknown"
+        telemetry().command_handled(name, reply.outcome, time.perf_counter() - started)
+        return reply
+
+    def _dispatch(self, invocation: Invocation, sub: str, rest: str) -> Reply:
 
         def handle(ctx: Context) -> Reply:
             delivery = invocation.delivery_id
             if delivery is not None and not first_delivery(ctx.session, ctx.platform, f"cmd:{delivery}", ctx.now):
+                telemetry().inbound_deduplicated(ctx.platform)
                 log.info("/cx %s from %s %s delivered again; ignored", logged(sub), ctx.platform, who(ctx))
                 return Reply(Message())
             return self._route_command(ctx, sub, rest, invocation.text)
@@ -350,9 +361,9 @@ class CxApp:
                 who(ctx),
                 driver_reason(error),
             )
-            return Reply(Message(text=ctx.t("common.database_unavailable")))
+            return Reply(Message(text=ctx.t("common.database_unavailable")), failure="database_unavailable")
         log.exception("%s from %s %s failed", what, ctx.platform, who(ctx), exc_info=error)
-        return Reply(Message(text=ctx.t("common.internal_error")))
+        return Reply(Message(text=ctx.t("common.internal_error")), failure="failed")
 
     # --- internals ---------------------------------------------------------------------
 
@@ -447,6 +458,7 @@ class CxApp:
 
         def capture(ctx: Context) -> Reply:
             if delivery_id is not None and not first_delivery(ctx.session, platform, delivery_id, ctx.now):
+                telemetry().inbound_deduplicated(platform)
                 log.info("%s: %s event %s delivered again; ignored", what, platform, excerpt(delivery_id, 64))
                 answer.append(None)
                 return Reply(Message())

@@ -89,6 +89,7 @@ def load_settings() -> Settings:
         fail(f"bad setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
 
 
+DEFAULT_PORT = 8080
 PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "discord", "openai", "httpx", "httpcore", "urllib3", "aiohttp")
 
 
@@ -207,7 +208,14 @@ def run(
     slack_http: Annotated[
         bool, typer.Option("--slack-http", help="Slack: serve /slack/events over HTTP instead of Socket Mode.")
     ] = False,
-    port: Annotated[int, typer.Option(help="Slack HTTP mode: the port to listen on.", min=1, max=65535)] = 3000,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="The web server's port (health, metrics, Slack's HTTP events); default: PORT, else 8080.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Run the bot: adapters and (unless --no-clock) the scheduler."""
     settings = load_settings()
@@ -285,10 +293,12 @@ def run(
 
 
 def run_chat(
-    settings: Settings, *, slack: bool, discord: bool, demo: bool, no_clock: bool, http: bool, port: int
+    settings: Settings, *, slack: bool, discord: bool, demo: bool, no_clock: bool, http: bool, port: int | None
 ) -> None:
     """Slack (Socket Mode, or HTTP with --slack-http) and/or Discord in one process, each with
-    its outbox drain, and unless --no-clock the scheduler too."""
+    its outbox drain, the web server (health, metrics, Slack's HTTP events), and unless
+    --no-clock the scheduler too. SIGTERM: the web server stops accepting and finishes what is
+    in flight, the drains stop after their current post, the platforms close; exit 0."""
     import signal
     import threading
 
@@ -332,25 +342,31 @@ def run_chat(
     closers: list[Callable[[], object]] = []
     senders: dict[str, Sender] = {}
     drains: list[threading.Thread] = []
-    scheduler = leadership = None
+    scheduler = leadership = web = None
+    web_port = port or settings.port or DEFAULT_PORT
+    platforms: dict[str, Callable[[], bool]] = {}
+    slack_app = None
     try:
         if slack:
             from adapters.slack.bot import SlackBot, make_client  # composition root
-            from adapters.slack.runtime import serve_http, socket_mode
+            from adapters.slack.runtime import socket_mode
             from adapters.slack.sender import SlackSender
 
             client = make_client(slack_token or "", settings.slack_api_base_url)
             bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
             closers.append(bot.close)
             if http:
-                server, _ = serve_http(bot.app, port=port)
-                closers.append(server.shutdown)
+                slack_app = bot.app
+                platforms["slack"] = lambda: True  # nothing to keep connected: Slack calls us
             else:
-                closers.append(socket_mode(bot, app_token or "").close)
+                handler = socket_mode(bot, app_token or "")
+                closers.append(handler.close)
+                platforms["slack"] = handler.client.is_connected
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
             senders["slack"] = SlackSender(sender_client, session_factory)
             typer.echo(
-                f"cxbot: Slack adapter running ({'HTTP on port ' + str(port) if http else 'Socket Mode'}).", err=True
+                f"cxbot: Slack adapter running ({'HTTP on port ' + str(web_port) if http else 'Socket Mode'}).",
+                err=True,
             )
         if discord:
             from adapters.discord.bot import CxDiscord, command_help
@@ -369,12 +385,20 @@ def run_chat(
             except Exception as exc:  # a bad token, an unreachable Discord: one line
                 fail(f"Discord: could not log in: {exc}")
             closers.append(lambda: stop_client(discord_bot, thread))
+            platforms["discord"] = lambda: discord_bot.is_ready() and not discord_bot.is_closed()
             senders["discord"] = DiscordSender(discord_bot, session_factory)
             typer.echo("cxbot: Discord adapter running.", err=True)
         if not no_clock:
             scheduler, leadership = start_scheduler(
                 engine, session_factory, utc_now, time_zone, settings, content, blocking=False
             )
+        from adapters.web.runtime import start_web  # composition root
+
+        try:
+            web = start_web(settings, engine, web_port, platforms=platforms, slack_app=slack_app)
+        except OSError as exc:
+            fail(f"cannot serve on port {web_port}: {exc}")
+        typer.echo(f"cxbot: web server on port {web.port} (/healthz, /readyz, /metrics).", err=True)
         drains += [
             threading.Thread(
                 target=drain_until,
@@ -392,6 +416,8 @@ def run_chat(
         pass
     finally:
         stop.set()
+        if web is not None:
+            web.stop()  # first: no new requests, and those in flight finish
         for drain_thread in drains:
             drain_thread.join(10)
         for close in reversed(closers):

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     # A read-only database the journey file's KPI queries run against, weekly.
     warehouse_url: SecretStr | None = None
 
+    # The web server every `cxbot run` with a platform serves (health, metrics, Slack's HTTP
+    # events): its port (platforms such as Heroku set PORT), and the limits of what it accepts.
+    port: int | None = Field(default=None, ge=1, le=65535, validation_alias=AliasChoices("CXBOT_PORT", "PORT"))
+    web_max_body: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    web_body_timeout: float = Field(default=10.0, gt=0, le=300)
+    web_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    web_keep_alive: float = Field(default=5.0, ge=1, le=300)
+    web_max_connections: int = Field(default=1000, ge=10, le=100_000)
+    ready_timeout: float = Field(default=2.0, gt=0, le=30)
+    # Seconds SIGTERM waits for requests in flight before the process stops anyway.
+    shutdown_grace: float = Field(default=10.0, ge=1, le=300)
+
     # Slack (issue 7), Discord (issue 8) and OpenAI (issue 4) use their platforms' usual names.
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain.classify import Classification, JourneyIndex, Sentiment, classify_offline
 from bot.domain.issues import shorten
+from bot.telemetry import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class OpenAIClassifier:
         except Exception as exc:  # whatever a compatible gateway does: never fail the caller
             reason = failure_reason(exc)
         log.warning("OpenAI classification failed (%s); using the offline classifier", reason)
+        telemetry().classifier_fallback("classify")
         offline = self.fallback.classify(text, index)
         return dataclasses.replace(offline, note=f"OpenAI failed ({reason}); classified offline")
 
@@ -218,6 +220,7 @@ class OpenAISummariser:
         except Exception as exc:  # the digest goes out with the offline summary instead
             reason = failure_reason(exc)
         log.warning("OpenAI summary failed (%s); using the extractive summary", reason)
+        telemetry().classifier_fallback("summarise")
         offline = self.fallback.summarise(observations, language)
         return dataclasses.replace(offline, note=f"OpenAI failed ({reason})")
 

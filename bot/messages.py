@@ -71,6 +71,13 @@ class Reply:
     visibility: Visibility = Visibility.EPHEMERAL
     # The core said no (bad input, no permission): a platform may show it beside the form.
     refused: bool = False
+    # The core could not do it: "failed" (a bug) or "database_unavailable"; nothing was saved.
+    failure: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """For an operator's metrics: "ok", "refused", "failed" or "database_unavailable"."""
+        return self.failure or ("refused" if self.refused else "ok")
 
 
 @dataclass(frozen=True)

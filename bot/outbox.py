@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from bot.messages import Message
 from bot.store.db import driver_reason, insert_for
 from bot.store.models import Identity, Outbox, Person, Team, TeamChannel
+from bot.telemetry import error_class, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,8 @@ def record_sent(session_factory: sessionmaker[Session], post: Post, platform_ref
         row = _still_ours(session, post)
         if row is not None:
             row.status, row.platform_ref, row.sent_at, row.last_error = SENT, platform_ref, now, None
+    if row is not None:
+        telemetry().delivery(post.target.platform, "sent", "")
 
 
 def record_failure(session_factory: sessionmaker[Session], post: Post, error: DeliveryError, now: datetime) -> None:
@@ -357,6 +360,8 @@ def record_failure(session_factory: sessionmaker[Session], post: Post, error: De
             row.status, row.next_attempt_at = PENDING, now + wait
         else:
             row.status = FAILED
+    outcome = "retried" if row.status == PENDING else "given_up"
+    telemetry().delivery(post.target.platform, outcome, error_class(str(error)))
 
 
 def release(session_factory: sessionmaker[Session], posts: Sequence[Post], now: datetime) -> None:
@@ -374,6 +379,7 @@ def drain(
     sender: Sender,
     clock: Callable[[], datetime],
     limit: int = 50,
+    stop: threading.Event | None = None,
 ) -> Sequence[Post]:
     """Deliver what is due for one platform; returns the posts that were delivered.
 
@@ -384,7 +390,8 @@ def drain(
     claimed_at = clock()
     posts = claim(session_factory, platform, claimed_at, limit)
     for index, post in enumerate(posts):
-        if clock() - claimed_at > LEASE * 0.75:
+        # Shutting down: the post being sent was finished; the rest go back, due at once.
+        if clock() - claimed_at > LEASE * 0.75 or (stop is not None and stop.is_set()):
             release(session_factory, posts[index:], clock())
             break
         try:
@@ -418,7 +425,7 @@ def drain_until(
     failures = 0
     while not stop.is_set():
         try:
-            delivered = drain(session_factory, platform, sender, clock)
+            delivered = drain(session_factory, platform, sender, clock, stop=stop)
         except Exception as exc:
             failures += 1
             if failures == 1:

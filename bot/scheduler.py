@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time as time_module
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from bot.services.tips import TipService, subscriptions
 from bot.services.warehouse import pull_warehouse
 from bot.store.db import driver_reason
 from bot.store.models import Outbox, Subscription
+from bot.telemetry import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +197,18 @@ class Leadership:
 
 def led(leadership: Leadership, job: Callable[[], Any], name: str) -> Callable[[], None]:
     def run() -> None:
-        if not leadership.lead():
+        leading = leadership.lead()
+        telemetry().clock_leading(leading)
+        if not leading:
             log.debug("clock: %s skipped, another clock leads", name)
             return
         try:
             job()
         except Exception:  # one failed run must not stop the clock
             log.exception("clock: %s failed", name)
+            telemetry().job_ran(name, "failed", time_module.time())
+            return
+        telemetry().job_ran(name, "ok", time_module.time())
 
     return run
 

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.slack.blocks import escape, message_blocks, modal_view, submitted_values
 from adapters.slack.bot import SlackBot, make_client
-from adapters.slack.runtime import serve_http
 from adapters.slack.sender import SlackSender
+from adapters.web.runtime import serve_slack
 from bot.app import CxApp
 from bot.content import default_content
 from bot.forms import Choice, ChoiceGroup, Form, FormField
@@ -483,9 +483,9 @@ def test_app_home_shows_my_issues_and_this_weeks_tip(slack: SlackBot, stub: Slac
 def test_http_mode_serves_signed_requests_over_a_real_socket(
     slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]
 ) -> None:
-    server, _ = serve_http(slack.app, host="127.0.0.1", port=0)
+    server = serve_slack(slack.app)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+        url = f"http://127.0.0.1:{server.port}/slack/events"
         raw = urlencode(
             {
                 "command": "/cx",
@@ -512,8 +512,7 @@ def test_http_mode_serves_signed_requests_over_a_real_socket(
         assert post(signed(raw, "application/x-www-form-urlencoded", secret="wrong"))[0] == 401
         assert count(loaded, Issue) == 1
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 class FakeSocketModeClient(BaseSocketModeClient):

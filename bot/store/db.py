@@ -112,6 +112,27 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def schema_head() -> str:
+    """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def database_answers(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def schema_is_at(engine: Engine, head: str) -> bool:
+    """Whether the database answers and its schema is at ``head`` (for a readiness probe: one
+    short query on a pooled connection)."""
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
+
+
 def check_connection(engine: Engine) -> None:
     """Fail early, with a sentence, when the database cannot be reached."""
     try:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.slack.bot import SlackBot, make_client
-from adapters.slack.runtime import serve_http
+from adapters.web.runtime import serve_slack
 from bot.app import CxApp
 from bot.store.models import Issue, Outbox
 from tests.slack_stub import SlackStub
@@ -68,8 +68,8 @@ def test_a_thousand_reports_delivered_three_times_make_a_thousand_issues(
 ) -> None:
     core = CxApp(loaded, run_later=lambda task: None)
     bot = SlackBot(core, make_client("xoxb-load", stub.api_url), signing_secret=SECRET)
-    server, _ = serve_http(bot.app, host="127.0.0.1", port=0)
-    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    server = serve_slack(bot.app)
+    url = f"http://127.0.0.1:{server.port}/slack/events"
     response_url = f"{stub.base}/respond/load"
     deliveries = [(i, attempt) for i in range(REPORTS) for attempt in range(DELIVERIES)]
     random.Random(7).shuffle(deliveries)  # retries arrive interleaved with first deliveries
@@ -99,8 +99,7 @@ def test_a_thousand_reports_delivered_three_times_make_a_thousand_issues(
         assert bot.wait_idle(timeout=300), "every acknowledged report was answered"
         done = time.perf_counter() - started
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         bot.close()
     latencies = sorted(seconds for _, seconds in results)
     assert {status for status, _ in results} == {200}
