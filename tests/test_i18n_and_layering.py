@@ -11,7 +11,7 @@ from bot.config import REPO_CONTENT
 from bot.i18n import CatalogueError, load_catalogue, placeholders
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = ("slack_bolt", "slack_sdk", "discord", "openai")
+FORBIDDEN = ("slack_bolt", "slack_sdk", "discord", "openai", "starlette", "uvicorn", "prometheus_client", "fastapi")
 
 
 def test_swedish_and_english_have_the_same_keys_and_placeholders() -> None:

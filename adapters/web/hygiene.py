@@ -95,22 +95,21 @@ class RequestHygiene:
             raise _Refused(413, "body too large", declared)
         chunks: list[bytes] = []
         size = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                raise _Refused(408, "body not received in time", size) from None
-            if message["type"] == "http.disconnect":
-                raise _Refused(400, "client went away", size)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:  # a chunked body, or one longer than it said
-                raise _Refused(413, "body too large", size)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.body_timeout):  # one deadline for the whole body
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Refused(400, "client went away", size)
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body:  # a chunked body, or one longer than it said
+                        raise _Refused(413, "body too large", size)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise _Refused(408, "body not received in time", size) from None
 
 
 def _path(scope: Scope) -> str:
