@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     web_body_timeout: float = Field(default=10.0, gt=0, le=300)
     web_header_timeout: float = Field(default=10.0, gt=0, le=300)
     web_keep_alive: float = Field(default=5.0, ge=1, le=300)
-    web_max_connections: int = Field(default=1000, ge=10, le=100_000)
+    web_max_connections: int = Field(default=2000, ge=10, le=100_000)
     ready_timeout: float = Field(default=2.0, gt=0, le=30)
     # Seconds SIGTERM waits for requests in flight before the process stops anyway.
     shutdown_grace: float = Field(default=10.0, ge=1, le=300)

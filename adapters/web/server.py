@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class ServerLimits:
     header_timeout: float = 10.0
     keep_alive: float = 5.0
-    max_connections: int = 1000
+    max_connections: int = 2000
     # Seconds SIGTERM waits for requests in flight before cancelling them.
     shutdown_grace: float = 10.0
     max_header_bytes: int = 16 * 1024
