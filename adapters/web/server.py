@@ -43,9 +43,20 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing():
             self._arm_header_deadline()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
     def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()  # one timer per connection, however many requests it carries
         waiting_after = self.cycle  # a new request makes a new cycle
-        self.loop.call_later(self.header_timeout, self._header_deadline_passed, waiting_after)
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._header_deadline_passed, waiting_after)
+
+    def _cancel_header_deadline(self) -> None:
+        deadline: asyncio.TimerHandle | None = getattr(self, "_header_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            self._header_deadline = None
 
     def _header_deadline_passed(self, waiting_after: Any) -> None:
         if self.cycle is waiting_after and not self.transport.is_closing():
