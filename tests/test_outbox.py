@@ -284,6 +284,32 @@ def test_a_batch_that_outlives_most_of_its_lease_hands_the_rest_back(
     assert sender.sent == [f"post {n}" for n in range(4)]
 
 
+def test_a_drain_told_to_stop_finishes_its_current_post_and_hands_the_rest_back(
+    session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    """SIGTERM mid-batch: the post being sent is finished and recorded; the rest of the batch is
+    handed back, due at once, its attempt not counted, for the next process."""
+    with session_factory.begin() as session:
+        for n in range(4):
+            enqueue(session, Target("console", "channel", f"#c{n}"), Message(text=f"post {n}"), f"stop-{n}", NOW)
+    stop = threading.Event()
+
+    class StoppedWhileSending:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, post: Post) -> str:
+            stop.set()  # the signal arrives while the first post is on its way
+            self.sent.append(post.message.text or "")
+            return f"ref-{post.id}"
+
+    sender = StoppedWhileSending()
+    assert len(drain(session_factory, "console", sender, clock, stop=stop)) == 1
+    state = {row.idempotency_key: (row.status, row.attempts) for row in rows(session_factory)}
+    assert [state[f"stop-{n}"] for n in range(4)] == [("sent", 1), ("pending", 0), ("pending", 0), ("pending", 0)]
+    assert sender.sent == ["post 0"]
+
+
 def test_the_delivery_loop_outlasts_a_very_long_outage(clock: Clock) -> None:
     """Thousands of failed rounds in a row (a database down for hours): the wait between rounds
     stays capped and the loop keeps going, until the database answers again."""
