@@ -137,6 +137,32 @@ def test_unusable_database_urls_give_one_line(tmp_path: Path, url: str, expected
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://cx:s3cret@db.example.com/cx",
+        "mssql+pyodbc://cx:s3cret@cx-dsn",
+        "postgresql+asyncpg://cx:s3cret@127.0.0.1/cx",
+        "postgresql+psycopg2://cx:s3cret@127.0.0.1/cx",
+        "oracle://cx:s3cret@db.example.com/cx",
+        "sqlite+pysqlcipher://:s3cret@/cx.db",
+        "not a url at all",
+        "cx:s3cret@127.0.0.1",
+    ],
+)
+def test_a_database_cxbot_does_not_run_on_is_one_line(tmp_path: Path, url: str) -> None:
+    """Every URL SQLAlchemy could name but cxbot does not ship a driver for: one line saying what
+    cxbot runs on, the password masked, exit 1; not the driver's ImportError."""
+    result = cxbot("db", "upgrade", env=env_with(url) | {"CXBOT_DATABASE_WAIT": "0"}, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("cxbot: cannot use the database URL ")
+    assert "cxbot runs on SQLite" in lines[0] and "or PostgreSQL" in lines[0]
+    assert "s3cret" not in result.stderr
+    assert not (tmp_path / "cxbot.db").exists()
+
+
 def test_bad_options_and_unknown_person(tmp_path: Path) -> None:
     env = env_with(f"sqlite:///{tmp_path}/x.db")
     bad = cxbot("run", "--adapter", "telegraph", env=env, cwd=tmp_path)

@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, Select, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,9 +50,20 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
+# The databases cxbot is built and tested on, each with the driver it ships: any other URL would
+# fail later, inside SQLAlchemy, with a driver's ImportError and a page of traceback.
+SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"})
+SUPPORTED = "cxbot runs on SQLite (sqlite:///FILE) or PostgreSQL (postgresql://USER:PASSWORD@HOST/DATABASE)"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or parsed.drivername not in SUPPORTED_DRIVERS:
+        raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {SUPPORTED}")
+    try:
         # An error's text would carry the statement's parameters (people's words, chat ids) into
         # the logs: never.
         kwargs.setdefault("hide_parameters", True)
@@ -63,7 +74,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             kwargs.setdefault("pool_pre_ping", True)
             kwargs["connect_args"] = {**KEEPALIVE, **kwargs.get("connect_args", {})}
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+    except (ArgumentError, ValueError) as exc:
         raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
