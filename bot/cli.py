@@ -3,6 +3,10 @@
 This is the composition root: settings → engine → migrations → app → adapter. It is the only
 module under bot/ that reaches into adapters/, and only inside ``run``, so the core still never
 imports a platform library. A user mistake prints one line and exits non-zero, never a traceback.
+
+Only Typer is imported up here: `cxbot --help` must answer at once, so each command imports what
+it needs (the database, the scheduler, OpenAI, matplotlib, a platform) when it runs; see
+tests/test_startup.py and benchmarks/startup.py.
 """
 
 from __future__ import annotations
@@ -14,44 +18,24 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
-from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.triggers.cron import CronTrigger
-from pydantic import ValidationError
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.app import CxApp, utc_now
-from bot.config import Settings
-from bot.content import Content, load_content
-from bot.domain.journey_map import load_journey_file
-from bot.domain.tips import TipsFileError
-from bot.domain.weeks import parse_week
-from bot.i18n import CatalogueError
-from bot.llm import Classifier, Summariser, build_classifier, build_summariser
-from bot.outbox import Sender, drain_until
-from bot.scheduler import (
-    Leadership,
-    build_scheduler,
-    due_this_week,
-    run_sla_sweep,
-    run_weekly_digest,
-    run_weekly_tips,
-)
-from bot.services.demo import seed_demo_answers, seed_demo_issues, seed_demo_observations, subscribe_demo_channel
-from bot.services.digest import build_digest, digest_chart, digest_message, post_digest
-from bot.services.journey import LoadReport, OrgDefaults, current_org, ensure_platform_presence
-from bot.services.kpi import last_complete_week
-from bot.services.kpi_import import ImportFileError, ImportResult, import_aggregates, import_answers
-from bot.services.observations import classify_pending
-from bot.services.setup import JourneyFileError, apply_journey, read_journey
-from bot.services.warehouse import pull_warehouse, warehouse_engine
-from bot.store.db import DatabaseError, make_engine, make_session_factory, safe_url, upgrade, wait_for_database
-from bot.store.models import Org, Person
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from bot.config import Settings
+    from bot.content import Content
+    from bot.llm import Classifier, Summariser
+    from bot.outbox import Sender
+    from bot.scheduler import Leadership
+    from bot.services.journey import LoadReport, OrgDefaults
+    from bot.services.kpi_import import ImportResult
+    from bot.store.models import Org
 
 app = typer.Typer(
     help="cxbot: the CX culture bot. Customer experience is everybody's job.",
@@ -82,6 +66,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
@@ -114,6 +102,8 @@ def setup_logging(settings: Settings, console: bool = False) -> None:
 
 def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
     """Connect and bring the schema up to date (a no-op when it already is)."""
+    from bot.store.db import DatabaseError, make_engine, make_session_factory, upgrade, wait_for_database
+
     try:
         engine = make_engine(settings.database_url)
         wait_for_database(engine, settings.database_wait)
@@ -125,6 +115,10 @@ def open_database(settings: Settings) -> tuple[Engine, sessionmaker[Session]]:
 
 def read_content(settings: Settings) -> Content:
     """The catalogue and the tips from CXBOT_CONTENT_DIR; a broken file is one line and exit 1."""
+    from bot.content import load_content
+    from bot.domain.tips import TipsFileError
+    from bot.i18n import CatalogueError
+
     try:
         return load_content(settings.content_dir)
     except (CatalogueError, TipsFileError) as exc:
@@ -132,16 +126,25 @@ def read_content(settings: Settings) -> Content:
 
 
 def classifier_from(settings: Settings) -> Classifier:
+    from bot.llm import build_classifier
+
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return build_classifier(key, settings.openai_base_url, settings.openai_model, settings.openai_timeout)
 
 
 def summariser_from(settings: Settings) -> Summariser:
+    from bot.llm import build_summariser
+
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return build_summariser(key, settings.openai_base_url, settings.openai_model, max(settings.openai_timeout, 20.0))
 
 
 def warehouse_from(settings: Settings) -> Engine | None:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from bot.services.warehouse import warehouse_engine
+    from bot.store.db import safe_url
+
     if settings.warehouse_url is None:
         return None
     url = settings.warehouse_url.get_secret_value()
@@ -153,6 +156,8 @@ def warehouse_from(settings: Settings) -> Engine | None:
 
 def check_schedules(settings: Settings, time_zone: str) -> None:
     """A malformed crontab is a start-up error naming its setting, not a silent weekly miss."""
+    from apscheduler.triggers.cron import CronTrigger
+
     for name, value in (
         ("CXBOT_TIP_SCHEDULE", settings.tip_schedule),
         ("CXBOT_DIGEST_SCHEDULE", settings.digest_schedule),
@@ -164,6 +169,8 @@ def check_schedules(settings: Settings, time_zone: str) -> None:
 
 
 def org_defaults(settings: Settings) -> OrgDefaults:
+    from bot.services.journey import OrgDefaults
+
     return OrgDefaults(time_zone=settings.time_zone, language=settings.language)
 
 
@@ -174,6 +181,9 @@ def load_journey_into(
     file: Path,
     platforms: tuple[str, ...] = (),
 ) -> LoadReport:
+    from bot.app import utc_now
+    from bot.services.setup import apply_journey, read_journey
+
     journey = read_journey(file)
     with session_factory.begin() as session:
         _, report = apply_journey(session, journey, utc_now(), content.catalogue, platforms, org_defaults(settings))
@@ -182,6 +192,10 @@ def load_journey_into(
 
 def load_demo(session_factory: sessionmaker[Session], settings: Settings, content: Content) -> None:
     """The example journey map, then a few days of issues (each capability adds its demo data)."""
+    from bot.app import utc_now
+    from bot.services.demo import seed_demo_answers, seed_demo_issues, seed_demo_observations, subscribe_demo_channel
+    from bot.services.journey import current_org
+
     example = settings.content_dir / "journey.example.yaml"
     load_journey_into(session_factory, settings, content, example, ("console",))
     with session_factory.begin() as session:
@@ -218,6 +232,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the bot: adapters and (unless --no-clock) the scheduler."""
+    from bot.app import CxApp
+    from bot.services.journey import current_org, ensure_platform_presence
+    from bot.services.setup import JourneyFileError
+
     settings = load_settings()
     chosen = adapter
     if chosen is AdapterName.AUTO:
@@ -301,6 +319,11 @@ def run_chat(
     in flight, the drains stop after their current post, the platforms close; exit 0."""
     import signal
     import threading
+
+    from bot.app import CxApp, utc_now
+    from bot.outbox import drain_until
+    from bot.services.journey import current_org
+    from bot.services.setup import JourneyFileError
 
     slack_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
@@ -432,6 +455,10 @@ def run_chat(
 
 
 def pick_console_person(session: Session, org_id: int, wanted: str | None) -> str:
+    from sqlalchemy import select
+
+    from bot.store.models import Person
+
     people = session.scalars(
         select(Person)
         .where(Person.org_id == org_id, Person.archived_at.is_(None))
@@ -450,6 +477,9 @@ def pick_console_person(session: Session, org_id: int, wanted: str | None) -> st
 @app.command()
 def clock() -> None:
     """Run the scheduler alone (weekly tip, weekly digest, SLA sweep)."""
+    from bot.app import utc_now
+    from bot.services.journey import current_org
+
     settings = load_settings()
     setup_logging(settings)
     # Read the content now: a broken tips file is a start-up error, not a Monday-morning one.
@@ -476,6 +506,8 @@ def start_scheduler(
     *,
     blocking: bool,
 ) -> tuple[BaseScheduler, Leadership]:
+    from bot.scheduler import build_scheduler
+
     check_schedules(settings, time_zone)
     scheduler, leadership = build_scheduler(
         engine,
@@ -499,6 +531,12 @@ def run_clock_jobs(
     session_factory: sessionmaker[Session], clock: Callable[[], datetime], settings: Settings, content: Content
 ) -> None:
     """What the clock would do at this moment: the SLA sweep, and the weekly tip and digest if due."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    from bot.scheduler import due_this_week, run_sla_sweep, run_weekly_digest, run_weekly_tips
+    from bot.services.journey import current_org
+    from bot.services.observations import classify_pending
+
     run_sla_sweep(session_factory, clock, content)
     classify_pending(session_factory, classifier_from(settings), clock)
     with session_factory() as session:
@@ -514,6 +552,9 @@ def run_clock_jobs(
 @app.command("demo")
 def demo_command() -> None:
     """Load the example journey map and demo data into the database."""
+    from bot.services.setup import JourneyFileError
+    from bot.store.db import safe_url
+
     settings = load_settings()
     setup_logging(settings)
     content = read_content(settings)
@@ -537,6 +578,8 @@ def db_upgrade() -> None:
 @journey_app.command("validate")
 def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
     """Check a journey map file; every problem is shown with its line."""
+    from bot.domain.journey_map import load_journey_file
+
     result = load_journey_file(str(file))
     for problem in result.problems:
         typer.echo(str(problem), err=problem.severity == "error")
@@ -553,6 +596,9 @@ def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map 
 @journey_app.command("load")
 def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
     """Load a journey map into the database (idempotent; removed touchpoints are archived)."""
+    from bot.app import utc_now
+    from bot.services.setup import JourneyFileError, apply_journey, read_journey
+
     settings = load_settings()
     setup_logging(settings)
     try:
@@ -579,6 +625,10 @@ def kpi_import(
     ] = False,
 ) -> None:
     """Import survey answers (answered_at,metric,score,stage[,touchpoint][,id]) or aggregated figures."""
+    from bot.app import utc_now
+    from bot.services.journey import current_org
+    from bot.services.kpi_import import ImportFileError, import_aggregates
+
     settings = load_settings()
     setup_logging(settings)
     try:
@@ -609,6 +659,8 @@ def kpi_import(
 
 
 def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:
+    from bot.services.kpi_import import import_answers
+
     if not sys.stderr.isatty():
         return import_answers(session, org, raw, name, skip_invalid=skip_invalid)
     from rich.progress import Progress
@@ -625,6 +677,9 @@ def kpi_pull(
     week: Annotated[str | None, typer.Option(help="An ISO week like 2026-W47; default: the last complete one.")] = None,
 ) -> None:
     """Run the journey file's warehouse queries for a week now (the clock does it weekly)."""
+    from bot.app import utc_now
+    from bot.services.warehouse import pull_warehouse
+
     settings = load_settings()
     setup_logging(settings)
     warehouse = warehouse_from(settings)
@@ -642,6 +697,8 @@ def kpi_pull(
 
 
 def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
+    from bot.services.journey import current_org
+
     with session_factory() as session:
         org = current_org(session)
         if org is None:
@@ -651,6 +708,10 @@ def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
 
 
 def week_option(week: str | None, org: Org) -> str:
+    from bot.app import utc_now
+    from bot.domain.weeks import parse_week
+    from bot.services.kpi import last_complete_week
+
     zone = ZoneInfo(org.time_zone)
     if week is None:
         return last_complete_week(utc_now(), zone)
@@ -672,6 +733,10 @@ def digest_command(
     language: Annotated[str | None, typer.Option(help="sv or en; default: the org's language.")] = None,
 ) -> None:
     """Print a week's CX digest (rendered, or as JSON); --post queues it to subscribed channels."""
+    from bot.app import utc_now
+    from bot.services.digest import build_digest, digest_chart, digest_message, post_digest
+    from bot.services.journey import current_org
+
     settings = load_settings()
     setup_logging(settings)
     content = read_content(settings)
@@ -713,10 +778,17 @@ def digest_command(
             )
 
 
+def database_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's error class if SQLAlchemy was loaded: a command that never opened the
+    database cannot have raised it, and `--help` must not pay for importing SQLAlchemy."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return (loaded.SQLAlchemyError,) if loaded is not None else ()
+
+
 def main() -> None:
     try:
         app()
-    except SQLAlchemyError as exc:
+    except database_errors() as exc:
         # The database went away or refused mid-command: one line for the user, the rest logged.
         log.exception("database error")
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]

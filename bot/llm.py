@@ -14,14 +14,16 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.domain.classify import Classification, JourneyIndex, Sentiment, classify_offline
 from bot.domain.issues import shorten
 from bot.telemetry import telemetry
+
+if TYPE_CHECKING:  # openai costs a second of start-up: imported only when a key is configured
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class _Unusable(Exception):
 
 def failure_reason(exc: Exception) -> str:
     """Why an OpenAI call gave nothing usable, in a few words for the log and the record."""
+    import openai
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.RateLimitError):
@@ -156,6 +159,8 @@ def build_classifier(
     so it can afford a patient timeout and a couple of retries before it falls back."""
     if not api_key:
         return OfflineClassifier()
+    import openai
+
     client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
     return OpenAIClassifier(client, model, timeout)
 
@@ -249,5 +254,7 @@ def build_summariser(
 ) -> Summariser:
     if not api_key:
         return ExtractiveSummariser()
+    import openai
+
     client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=retries, timeout=timeout)
     return OpenAISummariser(client, model, timeout)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from bot.domain.kpi import Metric
 
 PANEL_TITLES = {Metric.NPS: "NPS", Metric.CSAT: "CSAT %", Metric.CES: "CES (1–7)"}
@@ -24,6 +21,10 @@ def trend_png(weeks: Sequence[str], panels: Mapping[Metric, Series], title: str)
     drawn = {m: s for m, s in panels.items() if any(v is not None for line in s.values() for v in line)}
     if not drawn:
         return None
+    # matplotlib costs a second of start-up: only a drawn chart pays for it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 2.8 * len(drawn) + 0.6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(drawn), 1, squeeze=False, sharex=True)[:, 0]
