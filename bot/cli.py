@@ -125,6 +125,13 @@ def read_content(settings: Settings) -> Content:
         fail(str(exc))
 
 
+def load_chart_library() -> None:
+    """A long-running process imports matplotlib at start, not inside its first digest's transaction."""
+    from bot.services.chart import load_matplotlib
+
+    load_matplotlib()
+
+
 def classifier_from(settings: Settings) -> Classifier:
     from bot.llm import build_classifier
 
@@ -256,6 +263,7 @@ def run(
     interactive = sys.stdin.isatty()
     setup_logging(settings, console=True)
     content = read_content(settings)
+    load_chart_library()
     engine, session_factory = open_database(settings)
     from adapters.console import ConsoleAdapter, ConsoleClock, interactive_lines  # composition root
 
@@ -339,6 +347,7 @@ def run_chat(
         fail("DISCORD_TOKEN is not set (the bot's token; see README, Discord setup)")
     setup_logging(settings)
     content = read_content(settings)
+    load_chart_library()
     engine, session_factory = open_database(settings)
     try:
         if demo:
@@ -484,6 +493,7 @@ def clock() -> None:
     setup_logging(settings)
     # Read the content now: a broken tips file is a start-up error, not a Monday-morning one.
     content = read_content(settings)
+    load_chart_library()
     engine, session_factory = open_database(settings)
     with session_factory() as session:
         org = current_org(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,14 +11,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.journey_map import TimeZone
 
-# content/ sits beside bot/ in the repository (and in an editable install).
+# content/ sits beside bot/ in the repository (and so in an editable install); a wheel ships it
+# inside the package as bot/content_files (pyproject.toml maps the one onto the other).
 REPO_CONTENT = Path(__file__).resolve().parent.parent / "content"
+PACKAGED_CONTENT = "content_files"
 
 
 def default_content_dir() -> Path:
-    for candidate in (REPO_CONTENT, Path.cwd() / "content"):
-        if candidate.is_dir():
-            return candidate
+    """The content shipped with cxbot: the installed package's, else the checkout's."""
+    packaged = files("bot") / PACKAGED_CONTENT
+    # A real directory whenever pip installed cxbot; a zipped import has no path to hand on.
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
     return REPO_CONTENT
 
 

@@ -1,7 +1,8 @@
 """What the product says, read from the content folder: the message catalogue and the tips.
 
 Read once at start (``load_content``), so a broken file stops the bot with a sentence that
-names it, and handed to the app and the clock; ``default_content`` reads the repository's own.
+names it, and handed to the app and the clock; ``default_content`` reads the content shipped with
+cxbot (``bot.config.default_content_dir``: package data in a wheel, content/ in a checkout).
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ class _Unusable(Exception):
 def failure_reason(exc: Exception) -> str:
     """Why an OpenAI call gave nothing usable, in a few words for the log and the record."""
     import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.RateLimitError):

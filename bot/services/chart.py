@@ -16,6 +16,14 @@ PANEL_TITLES = {Metric.NPS: "NPS", Metric.CSAT: "CSAT %", Metric.CES: "CES (1–
 Series = Mapping[str, Sequence[float | None]]  # line label → one value (or a gap) per week
 
 
+def load_matplotlib() -> None:
+    """Import matplotlib now. A long-running bot calls this at start: its first chart is drawn
+    inside a transaction (on SQLite, holding the write lock), which must not also wait for a
+    second of imports while every other command waits for it."""
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def trend_png(weeks: Sequence[str], panels: Mapping[Metric, Series], title: str) -> bytes | None:
     """None when no panel has a single value: no empty chart is ever drawn."""
     drawn = {m: s for m, s in panels.items() if any(v is not None for line in s.values() for v in line)}
