@@ -99,7 +99,7 @@ def main() -> None:
     options = parser.parse_args()
     baseline = options.baseline or git("merge-base", "HEAD", "main")
     short = git("rev-parse", "--short", baseline)
-    if git("rev-parse", f"{baseline}^{{tree}}") == git("write-tree"):
+    if git("rev-parse", f"{baseline}^{{tree}}") == git("rev-parse", "HEAD^{tree}"):
         print(f"note: the baseline {short} has the same code as this tree; pass --baseline REV", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="cxbot-startup-") as scratch:
         export(baseline, Path(scratch) / "baseline")
