@@ -275,21 +275,26 @@ class ConsoleAdapter:
         if post.edit_ref is not None:
             # Chat platforms edit the earlier message in place; a terminal can only say so.
             self.write_block(
-                f"{post.edit_ref} in {where}, updated",
+                self.own_words("console.post_updated", ref=post.edit_ref, where=where),
                 post.message,
                 channel_id=where,
                 message_ref=post.edit_ref,
             )
             return post.edit_ref
         ref = f"console-{post.id}"
-        self.write_block(f"{ref} to {where}", post.message, channel_id=where, message_ref=ref)
+        self.write_block(
+            self.own_words("console.post_to", ref=ref, where=where), post.message, channel_id=where, message_ref=ref
+        )
         self.messages[ref] = (None, "\n".join(render_message(post.message, lambda b: 0)))
         return ref
 
     # --- output --------------------------------------------------------------------------
 
     def show(self, reply: Reply, audience: str) -> None:
-        label = "to you (only you see this)" if reply.visibility is Visibility.EPHEMERAL else f"in {self.channel_id}"
+        if reply.visibility is Visibility.EPHEMERAL:
+            label = self.own_words("console.to_you")
+        else:
+            label = self.own_words("console.in_channel", channel=self.channel_id)
         self.write_block(label, reply.message, channel_id=self.channel_id, message_ref=None)
 
     def write_block(self, label: str, message: Message, *, channel_id: str, message_ref: str | None) -> None:
@@ -303,6 +308,10 @@ class ConsoleAdapter:
 
     def write(self, text: str) -> None:
         print(text, file=self.out, flush=True)
+
+    def own_words(self, key: str, **values: object) -> str:
+        """The console's own words, in the language of the person at the keyboard."""
+        return self.app.catalogue.text(self.language_hint(), key, **values)
 
     def console_help(self) -> str:
         return self.app.catalogue.text(self.language_hint(), "console.help")

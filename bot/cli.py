@@ -607,7 +607,7 @@ def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map 
 def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
     """Load a journey map into the database (idempotent; removed touchpoints are archived)."""
     from bot.app import utc_now
-    from bot.services.setup import JourneyFileError, apply_journey, read_journey
+    from bot.services.setup import JourneyFileError, apply_journey, load_summary, read_journey
 
     settings = load_settings()
     setup_logging(settings)
@@ -620,8 +620,9 @@ def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML
     content = read_content(settings)
     _, session_factory = open_database(settings)
     with session_factory.begin() as session:
-        _, report = apply_journey(session, journey, utc_now(), content.catalogue, (), org_defaults(settings))
-    typer.echo(f"{file}: loaded: {report.summary()}")
+        org, report = apply_journey(session, journey, utc_now(), content.catalogue, (), org_defaults(settings))
+        summary = load_summary(content.catalogue, org.language, org.name, report)
+    typer.echo(f"{file}: {summary}")
 
 
 @kpi_app.command("import")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -13,6 +15,33 @@ LANGUAGES = ("sv", "en")
 
 class CatalogueError(Exception):
     """A missing or broken catalogue file; the message names the file and the problem."""
+
+
+class Named(Protocol):
+    """A stage, touchpoint or team: something with a name in each language."""
+
+    def name(self, language: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class PerLanguage:
+    """A value that reads differently in each language (a list of stage names, say), for a
+    sentence put together where the reader's language is not known yet, such as a UserError
+    raised in a service. The catalogue picks the reader's text when it renders the sentence."""
+
+    texts: Mapping[str, str]
+
+    @classmethod
+    def names(cls, things: Iterable[Named], empty: str = "–") -> PerLanguage:
+        """The things' names in each language, joined by commas: never their keys."""
+        listed = list(things)
+        return cls({lang: ", ".join(thing.name(lang) for thing in listed) or empty for lang in LANGUAGES})
+
+    def in_language(self, language: str) -> str:
+        return self.texts.get(language) or self.texts.get("en") or next(iter(self.texts.values()), "")
+
+    def __str__(self) -> str:  # only a log line or a programming error sees this
+        return self.in_language("en")
 
 
 class Catalogue:
@@ -25,7 +54,11 @@ class Catalogue:
         if template is None:
             # A missing string is a programming error, but the user still deserves a reply.
             return key
-        return template.format(**values) if values else template
+        if not values:
+            return template
+        return template.format(
+            **{k: v.in_language(language) if isinstance(v, PerLanguage) else v for k, v in values.items()}
+        )
 
     def text_or(self, language: str, key: str, fallback: str) -> str:
         """The sentence for ``key``, or ``fallback`` when the catalogue has none (free-form tags)."""

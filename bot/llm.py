@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -170,10 +170,21 @@ def build_classifier(
 
 
 @dataclass(frozen=True)
+class ThemeQuote:
+    """One line of the offline summary: a theme (its key), how many carried it, and a quote."""
+
+    theme: str
+    count: int
+    quote: str
+
+
+@dataclass(frozen=True)
 class Summary:
     text: str
     by: Literal["offline", "openai"]
     note: str | None = None  # why OpenAI was not used, when it was configured
+    # The offline summary's lines, so that each reader sees the themes named in their language.
+    quotes: tuple[ThemeQuote, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,20 +200,38 @@ class Summariser(Protocol):
 QUOTE_CHARS = 160
 
 
+ThemeNamer = Callable[[str, str], str]  # (theme key, language) → the theme's name
+
+
+def catalogue_theme_name(theme: str, language: str) -> str:
+    """A theme by its name in the catalogue (observations.theme.*); a free-form tag as it is."""
+    from bot.i18n import default_catalogue
+
+    return default_catalogue().text_or(language, f"observations.theme.{theme}", theme)
+
+
+def quote_line(name: str, quote: ThemeQuote) -> str:
+    return f"{name} ({quote.count}): “{quote.quote}”"
+
+
 class ExtractiveSummariser:
     """Offline: for each of the three commonest themes, the shortest observation that carries
     it, quoted. Nothing is invented; every word is an employee's."""
 
+    def __init__(self, theme_name: ThemeNamer | None = None) -> None:
+        self.theme_name = theme_name or catalogue_theme_name
+
     def summarise(self, observations: Sequence[ObservationText], language: str) -> Summary:
         counts = Counter(theme for o in observations for theme in o.themes if theme != "other")
-        lines, quoted = [], set()
+        quotes, quoted = [], set()
         for theme, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]:
             candidates = [o.text for o in observations if theme in o.themes and o.text not in quoted]
             if candidates:
                 chosen = min(candidates, key=lambda text: (len(text), text))
                 quoted.add(chosen)
-                lines.append(f"{theme} ({count}): “{shorten(chosen, QUOTE_CHARS)}”")
-        return Summary("\n".join(lines), "offline")
+                quotes.append(ThemeQuote(theme, count, shorten(chosen, QUOTE_CHARS)))
+        text = "\n".join(quote_line(self.theme_name(q.theme, language), q) for q in quotes)
+        return Summary(text, "offline", quotes=tuple(quotes))
 
 
 SUMMARY_PROMPT = (

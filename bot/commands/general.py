@@ -21,6 +21,10 @@ def help_reply(ctx: Context, registry: Registry, unknown: str | None = None) -> 
     )
 
 
+def platform_name(ctx: Context, platform: str) -> str:
+    return ctx.catalogue.text_or(ctx.language, f"whoami.platform.{platform}", platform)
+
+
 def register(registry: Registry) -> None:
     @registry.command("help", "help", "hjälp", "?")
     def show_help(ctx: Context, rest: str) -> Reply:
@@ -45,9 +49,9 @@ def register(registry: Registry) -> None:
                     MessageField(label=ctx.t("whoami.teams"), value=teams),
                     MessageField(
                         label=ctx.t("whoami.platforms"),
-                        value=", ".join(f"{i.platform} ({i.external_user_id})" for i in identities),
+                        value=", ".join(f"{platform_name(ctx, i.platform)} ({i.external_user_id})" for i in identities),
                     ),
-                    MessageField(label=ctx.t("whoami.language"), value=ctx.language),
+                    MessageField(label=ctx.t("whoami.language"), value=ctx.t(f"lang.name.{ctx.language}")),
                     MessageField(label=ctx.t("whoami.time_zone"), value=person.time_zone or org_zone),
                     *([MessageField(label=ctx.t("whoami.roles"), value=", ".join(roles))] if roles else []),
                 ],

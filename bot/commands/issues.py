@@ -202,7 +202,7 @@ def register(registry: Registry) -> None:
         if verb in ("resolve", "lös", "los"):
             cause, colon, action = argument.partition(":")
             if not colon:
-                raise UserError("issues.resolve_usage", number=number, causes=views.cause_list())
+                raise UserError("issues.resolve_usage", number=number, causes=views.cause_list(ctx.catalogue))
             issue = issues.change(number, person, IssueAction.RESOLVE, cause=cause, action_taken=action)
             return Reply(Message(text=ctx.t("issues.resolved", number=issue.id)))
         if verb in ("reopen", "återöppna"):
@@ -237,7 +237,7 @@ def register(registry: Registry) -> None:
             if not issues.may_manage(issue, person):
                 raise UserError("issues.not_allowed", number=number)
             key = "issues.resolve_usage" if verb == "resolve" else "issues.reassign_usage"
-            return Reply(Message(text=ctx.t(key, number=number, causes=views.cause_list())))
+            return Reply(Message(text=ctx.t(key, number=number, causes=views.cause_list(ctx.catalogue))))
         raise UserError("common.unknown_action")
 
     @registry.click("report")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.kpi import Metric
+from bot.i18n import PerLanguage
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services.journey import active_stages, find_stage
-from bot.services.kpi_views import METRIC_LABELS
+from bot.services.kpi_views import metric_name
 from bot.store.models import Stage, Touchpoint
 
 
@@ -60,7 +62,9 @@ def overview(ctx: Context) -> Reply:
 
 def stage_detail(ctx: Context, stage: Stage) -> Reply:
     targets = " · ".join(
-        f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in sorted(stage.targets, key=lambda t: t.metric)
+        f"{metric_name(ctx.catalogue, ctx.language, Metric(t.metric))} {t.target:g}"
+        for t in sorted(stage.targets, key=lambda t: t.metric)
+        if t.metric in set(Metric)
     )
     context = [ctx.t("journey.targets", targets=targets)] if targets else []
     if stage.owner is not None:
@@ -70,7 +74,7 @@ def stage_detail(ctx: Context, stage: Stage) -> Reply:
             header=f"{stage.position}. {stage.name(ctx.language)}",
             fields=[
                 MessageField(
-                    label=f"{tp.name(ctx.language)} ({tp.key})",
+                    label=tp.name(ctx.language),
                     value=owner_text(ctx, tp),
                 )
                 for tp in active_touchpoints(stage)
@@ -91,7 +95,7 @@ def register(registry: Registry) -> None:
             raise UserError(
                 "journey.unknown_stage",
                 text=excerpt(rest),
-                stages=", ".join(s.key for s in stages),
+                stages=PerLanguage.names(stages),
             )
         return stage_detail(ctx, stage)
 

@@ -1,4 +1,4 @@
-"""/cx kpi [stage], /cx kpi record <metric> <value> [stage] [week] [n=N], /cx digest preview [week]."""
+"""/cx kpi [details] [stage], /cx kpi record <metric> <value> [stage] [week] [n=N], /cx digest preview [week]."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 from bot.app import Context, Registry, UserError, excerpt
 from bot.domain.kpi import Metric, value_problem
 from bot.domain.weeks import iso_week, parse_week, previous_week
-from bot.messages import Message, Reply
+from bot.i18n import PerLanguage
+from bot.messages import Button, Message, Reply
 from bot.services.digest import build_digest, digest_message, store_chart
 from bot.services.journey import active_stages, find_stage
-from bot.services.kpi import org_low_n, stage_reports
+from bot.services.kpi import MetricReport, org_low_n, stage_reports
 from bot.services.kpi_import import record_value, recorded_in_chat_by
-from bot.services.kpi_views import METRIC_LABELS, format_value, place_lines
+from bot.services.kpi_views import detail_line, format_value, metric_line, metric_name
 
 WEEK_LIKE = re.compile(r"^\d{4}-[wW]\d{1,3}$")
 N_TOKEN = re.compile(r"^n=(\S*)$", re.IGNORECASE)
@@ -27,16 +28,23 @@ def week_from(text: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+DETAIL_WORDS = frozenset({"details", "detaljer"})
+
+
 def show_kpis(ctx: Context, rest: str) -> Reply:
+    """The plain lines; ``details …`` (or the Details button) gives the exact figures instead."""
     org = ctx.require_org()
     zone = ZoneInfo(org.time_zone)
     week = iso_week(ctx.now, zone)
     stages = active_stages(ctx.session, org)
+    first, _, remainder = rest.strip().partition(" ")
+    detailed = first.casefold() in DETAIL_WORDS
+    wanted = remainder if detailed else rest
     chosen = stages
-    if rest.strip():
-        stage = find_stage(stages, rest)
+    if wanted.strip():
+        stage = find_stage(stages, wanted)
         if stage is None:
-            raise UserError("journey.unknown_stage", text=excerpt(rest), stages=", ".join(s.key for s in stages))
+            raise UserError("journey.unknown_stage", text=excerpt(wanted), stages=PerLanguage.names(stages))
         chosen = [stage]
     reports = stage_reports(ctx.session, org, week, stages=chosen)
     low_n = org_low_n(org)
@@ -45,15 +53,33 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
         if all(m.current.value is None and m.previous.value is None for m in place.metrics):
             continue  # targets alone are not figures
         lines.append(place.name(ctx.language))
-        lines += place_lines(ctx.catalogue, ctx.language, place, low_n)
+        places = [(place, "• ")]
         if len(chosen) == 1:
-            for touchpoint in place.touchpoints:
-                lines.append(f"  {touchpoint.name(ctx.language)}")
-                lines += place_lines(ctx.catalogue, ctx.language, touchpoint, low_n, indent="    • ")
-    header = ctx.t("kpi.header", week=week, previous=previous_week(week, zone))
+            places += [(touchpoint, "    • ") for touchpoint in place.touchpoints]
+        for shown, indent in places:
+            if shown is not place:
+                lines.append(f"  {shown.name(ctx.language)}")
+            for metric in shown.metrics:
+                line = (detail_text if detailed else plain_line)(ctx, metric, low_n)
+                lines.append(f"{indent}{line}")
+    header_key = "kpi.details.header" if detailed else "kpi.header"
+    header = ctx.t(header_key, week=week, previous=previous_week(week, zone))
     if not lines:
         return Reply(Message(header=header, text=ctx.t("kpi.nothing_yet")))
-    return Reply(Message(header=header, text="\n".join(lines), context=[ctx.t("kpi.footer", threshold=low_n)]))
+    if detailed:
+        return Reply(Message(header=header, text="\n".join(lines), context=[ctx.t("kpi.details.footer")]))
+    scope = chosen[0].key if len(chosen) == 1 else ""
+    details = Button(action_id=f"kpi:details:{scope}".rstrip(":"), label=ctx.t("issues.button.details"))
+    footer = ctx.t("kpi.footer", threshold=low_n)
+    return Reply(Message(header=header, text="\n".join(lines), context=[footer], buttons=[details]))
+
+
+def plain_line(ctx: Context, metric: MetricReport, low_n: int) -> str:
+    return metric_line(ctx.catalogue, ctx.language, metric, low_n)
+
+
+def detail_text(ctx: Context, metric: MetricReport, low_n: int) -> str:
+    return detail_line(ctx.catalogue, ctx.language, metric, low_n)
 
 
 RECORD_WORDS = frozenset({"record", "registrera"})
@@ -69,7 +95,7 @@ def record(ctx: Context, rest: str) -> Reply:
         metric = Metric(words[0].casefold())
     except ValueError:
         raise UserError(
-            "kpi.unknown_metric", given=excerpt(words[0]), metrics=", ".join(m.value for m in Metric)
+            "kpi.unknown_metric", given=excerpt(words[0]), metrics=", ".join(f"`{m.value}`" for m in Metric)
         ) from None
     try:
         value = float(words[1].replace(",", "."))
@@ -77,7 +103,9 @@ def record(ctx: Context, rest: str) -> Reply:
         raise UserError("kpi.bad_value", given=excerpt(words[1])) from None
     problem = value_problem(metric, value)
     if problem is not None:
-        raise UserError("kpi.value_out_of_range", given=excerpt(words[1]), metric=METRIC_LABELS[metric])
+        raise UserError(
+            "kpi.value_out_of_range", given=excerpt(words[1]), metric=metric_name(ctx.catalogue, ctx.language, metric)
+        )
     zone = ZoneInfo(org.time_zone)
     week, n, stage_words = None, None, []
     for word in words[2:]:
@@ -91,12 +119,10 @@ def record(ctx: Context, rest: str) -> Reply:
             stage_words.append(word)
     stages = active_stages(ctx.session, org)
     if not stage_words:
-        raise UserError("kpi.stage_needed", stages=", ".join(s.key for s in stages))
+        raise UserError("kpi.stage_needed", stages=PerLanguage.names(stages))
     stage = find_stage(stages, " ".join(stage_words))
     if stage is None:
-        raise UserError(
-            "journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=", ".join(s.key for s in stages)
-        )
+        raise UserError("journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=PerLanguage.names(stages))
     # Figures arrive after the week they measure: by default the last complete week.
     week = week or previous_week(iso_week(ctx.now, zone), zone)
     record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
@@ -104,11 +130,11 @@ def record(ctx: Context, rest: str) -> Reply:
         Message(
             text=ctx.t(
                 "kpi.recorded",
-                metric=METRIC_LABELS[metric],
+                metric=metric_name(ctx.catalogue, ctx.language, metric),
                 value=format_value(metric, value),
                 stage=stage.name(ctx.language),
                 week=week,
-                n=n if n is not None else "–",
+                n=ctx.t("kpi.details.n", n=n) if n is not None else ctx.t("kpi.n_unknown"),
             )
         )
     )
@@ -132,13 +158,22 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
 
 def register(registry: Registry) -> None:
     @registry.command(
-        "kpi", "kpi [stage|record <metric> <value> <stage> [week] [n=N]]", "nyckeltal", admin_words=RECORD_WORDS
+        "kpi",
+        "kpi [details] [stage] | kpi record <metric> <value> <stage> [week] [n=N]",
+        "nyckeltal",
+        admin_words=RECORD_WORDS,
     )
     def kpi(ctx: Context, rest: str) -> Reply:
         first, _, remainder = rest.strip().partition(" ")
         if first.casefold() in RECORD_WORDS:
             return record(ctx, remainder)
         return show_kpis(ctx, rest)
+
+    @registry.click("kpi")
+    def kpi_click(ctx: Context, parts: list[str], value: str) -> Reply:
+        if not parts or parts[0] != "details" or len(parts) > 2:
+            raise UserError("common.unknown_action")
+        return show_kpis(ctx, " ".join(["details", *parts[1:]]))
 
     @registry.command("digest", "digest preview [week]", "sammanfattning", admin=True)
     def digest(ctx: Context, rest: str) -> Reply:

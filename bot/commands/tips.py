@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bot.app import Context, Registry, UserError, excerpt
 from bot.domain.tips import TIP_COUNT
 from bot.messages import Message, Reaction, Reply, ThreadReply
@@ -21,6 +23,14 @@ def kinds_from(text: str) -> tuple[str, ...]:
     if word in ("digest", "sammanfattning"):
         return ("digest",)
     raise UserError("tips.subscribe_usage", given=excerpt(text) or "–")
+
+
+def kind_names(ctx: Context, kinds: Iterable[str]) -> str:
+    """What a channel gets, by name ("the weekly tip"), not by the word typed to ask for it."""
+    names = [ctx.t(f"tips.kind.{kind}") for kind in kinds]
+    if len(names) == 1:
+        return names[0]
+    return ctx.t("tips.kind.and", first=", ".join(names[:-1]), last=names[-1])
 
 
 def register(registry: Registry) -> None:
@@ -48,7 +58,7 @@ def register(registry: Registry) -> None:
         kinds = kinds_from(rest)
         added = subscribe(ctx.session, ctx.require_org(), ctx.platform, ctx.channel_id, kinds, admin.id, ctx.now)
         key = "tips.subscribed" if added else "tips.already_subscribed"
-        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=", ".join(added or kinds))))
+        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=kind_names(ctx, added or kinds))))
 
     @registry.command("unsubscribe", "unsubscribe tips|digest|all", "avprenumerera", admin=True)
     def unsubscribe_channel(ctx: Context, rest: str) -> Reply:
@@ -56,7 +66,7 @@ def register(registry: Registry) -> None:
         kinds = kinds_from(rest)
         removed = unsubscribe(ctx.session, ctx.platform, ctx.channel_id, kinds)
         key = "tips.unsubscribed" if removed else "tips.not_subscribed"
-        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=", ".join(removed or kinds))))
+        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=kind_names(ctx, removed or kinds))))
 
     @registry.reactions.append
     def tip_reaction(ctx: Context, reaction: Reaction) -> Reply | None:

@@ -48,16 +48,41 @@ def next_status(status: IssueStatus, action: IssueAction) -> IssueStatus:
         raise InvalidTransition(status, action) from None
 
 
-# Root-cause categories, so that the outer loop can group recurring causes.
+# Root-cause categories, so that the outer loop can group recurring causes. The words include
+# each cause's name in the catalogue (issues.cause.*), which is how replies list them.
 ROOT_CAUSES: dict[str, tuple[str, ...]] = {
     "process": ("process", "rutin", "arbetssätt"),
     "product": ("product", "produkt", "bug", "bugg", "feature"),
     "communication": ("communication", "kommunikation", "information", "text"),
-    "training": ("training", "kompetens", "utbildning", "knowledge"),
-    "system": ("system", "it", "outage", "avbrott", "integration"),
-    "partner": ("partner", "supplier", "leverantör", "underleverantör"),
-    "policy": ("policy", "regel", "regelverk", "rules", "terms"),
-    "capacity": ("capacity", "kapacitet", "staffing", "bemanning"),
+    "training": (
+        "training",
+        "kompetens",
+        "utbildning",
+        "knowledge",
+        "training and knowledge",
+        "kompetens och utbildning",
+    ),
+    "system": ("system", "it", "outage", "avbrott", "integration", "system or it", "system eller it"),
+    "partner": (
+        "partner",
+        "supplier",
+        "leverantör",
+        "underleverantör",
+        "partner or supplier",
+        "partner eller leverantör",
+    ),
+    "policy": (
+        "policy",
+        "regel",
+        "regelverk",
+        "rules",
+        "terms",
+        "policy or terms",
+        "regler eller villkor",
+        "regler",
+        "villkor",
+    ),
+    "capacity": ("capacity", "kapacitet", "staffing", "bemanning", "capacity or staffing", "kapacitet eller bemanning"),
     "other": ("other", "annat", "övrigt"),
 }
 

@@ -26,13 +26,13 @@ from bot.domain.kpi import SCALES, Metric, median_and_p90
 from bot.domain.tips import Tip
 from bot.domain.weeks import previous_week, week_bounds
 from bot.i18n import Catalogue
-from bot.llm import ExtractiveSummariser, ObservationText, Summariser, Summary
+from bot.llm import ExtractiveSummariser, ObservationText, Summariser, Summary, ThemeQuote, quote_line
 from bot.messages import Image, Message
 from bot.outbox import Target, enqueue
 from bot.services.chart import trend_png
 from bot.services.journey import active_stages, current_org
 from bot.services.kpi import KpiBook, MetricReport, PlaceReport, org_low_n, stage_reports, weeks_ending
-from bot.services.kpi_views import METRIC_LABELS, place_lines
+from bot.services.kpi_views import metric_name, place_lines
 from bot.services.tips import TipService, subscriptions
 from bot.store.db import insert_for
 from bot.store.models import (
@@ -88,6 +88,7 @@ class ObservationStats:
     themes: list[tuple[str, int]]
     summary: str
     summary_by: str
+    quotes: tuple[ThemeQuote, ...] = ()  # the offline summary's lines, named in each reader's language
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,7 @@ def observation_stats(
             sorted(themes.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP],
             summary.text if summary else "",
             summary.by if summary else "none",
+            summary.quotes if summary else (),
         ),
         shout_outs,
     )
@@ -445,7 +447,14 @@ def build_digest(
     )
     teams = session.scalars(select(Team).where(Team.org_id == org.id))
     observations, shout_outs = observation_stats(
-        session, org, start, end, org.language, summariser or ExtractiveSummariser(), summary
+        session,
+        org,
+        start,
+        end,
+        org.language,
+        summariser
+        or ExtractiveSummariser(lambda theme, lang: catalogue.text_or(lang, f"observations.theme.{theme}", theme)),
+        summary,
     )
     tips_service = TipService(session, org, catalogue, tips, now)
     return Digest(
@@ -547,7 +556,12 @@ def digest_message(catalogue: Catalogue, language: str, digest: Digest, chart: s
             lines.append(t("digest.observations.top_touchpoints", touchpoints=top))
         if obs.summary:
             lines.append(t(f"digest.observations.summary_{obs.summary_by}"))
-            lines.append(defuse_mentions(obs.summary))
+            if obs.quotes:  # the offline summary: each theme by its name in this language
+                theme = "observations.theme.{}"
+                said = [quote_line(catalogue.text_or(language, theme.format(q.theme), q.theme), q) for q in obs.quotes]
+                lines.append(defuse_mentions("\n".join(said)))
+            else:
+                lines.append(defuse_mentions(obs.summary))
         sections.append("\n".join(lines))
     if digest.we_did:
         lines = [t("digest.we_did.title")]
@@ -588,7 +602,9 @@ def digest_message(catalogue: Catalogue, language: str, digest: Digest, chart: s
         metrics = sorted({m for v in digest.trend.values() for m in v}, key=list(Metric).index)
         image = Image(
             alt=t(
-                "digest.chart_alt", weeks=len(digest.trend_weeks), metrics=", ".join(METRIC_LABELS[m] for m in metrics)
+                "digest.chart_alt",
+                weeks=len(digest.trend_weeks),
+                metrics=", ".join(metric_name(catalogue, language, m) for m in metrics),
             ),
             attachment=chart,
         )

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.domain.issues import ROOT_CAUSES, IssueStatus, defuse_mentions
-from bot.i18n import Catalogue
+from bot.i18n import LANGUAGES, Catalogue, PerLanguage
 from bot.messages import Button, Message, MessageField
 from bot.services.kpi import MetricReport, last_complete_week, stage_reports
-from bot.services.kpi_views import METRIC_LABELS, format_value
+from bot.services.kpi_views import format_value, metric_name, short_figure
 from bot.store.models import Issue, IssueEvent, Org, Person
 
 
@@ -26,8 +26,11 @@ def local_time(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
-def cause_list() -> str:
-    return ", ".join(ROOT_CAUSES)
+def cause_list(catalogue: Catalogue) -> PerLanguage:
+    """The root causes by their names in each language (each name is also a word they match)."""
+    return PerLanguage(
+        {lang: ", ".join(catalogue.text(lang, f"issues.cause.{c}") for c in ROOT_CAUSES) for lang in LANGUAGES}
+    )
 
 
 def title(catalogue: Catalogue, language: str, issue: Issue) -> str:
@@ -88,16 +91,12 @@ def stage_context(catalogue: Catalogue, language: str, facts: RoutedFacts) -> st
     text = catalogue.text(language, "issues.stage_open", count=facts.open_in_stage)
     if facts.kpis and all(r.current.value is None for r in facts.kpis):  # no figures yet: the targets
         targets = ", ".join(
-            f"{METRIC_LABELS[r.metric]} {format_value(r.metric, r.target)}" for r in facts.kpis if r.target is not None
+            f"{metric_name(catalogue, language, r.metric)} {format_value(r.metric, r.target)}"
+            for r in facts.kpis
+            if r.target is not None
         )
         return text + " · " + catalogue.text(language, "journey.targets", targets=targets) if targets else text
-    figures = []
-    for report in facts.kpis:
-        details = [f"n={report.current.n}"] if report.current.value is not None and report.current.n else []
-        if report.target is not None:
-            details.append(catalogue.text(language, "kpi.target", target=format_value(report.metric, report.target)))
-        figure = f"{METRIC_LABELS[report.metric]} {format_value(report.metric, report.current.value)}"
-        figures.append(f"{figure} ({', '.join(details)})" if details else figure)
+    figures = [short_figure(catalogue, language, report) for report in facts.kpis]
     if figures:
         text += " · " + catalogue.text(language, "issues.stage_kpis", week=facts.week, figures=", ".join(figures))
     return text

@@ -33,7 +33,7 @@ from bot.domain.issues import (
 from bot.domain.journey_map import DEFAULT_SLA, Severity
 from bot.domain.matching import Candidate, MatchKind, Scored, match_touchpoint, suggest_touchpoints
 from bot.domain.sla import WorkingHours, deadlines
-from bot.i18n import Catalogue
+from bot.i18n import Catalogue, PerLanguage
 from bot.messages import Message
 from bot.outbox import edit_posts, post_to_person, post_to_team
 from bot.services import issue_views as views
@@ -180,8 +180,8 @@ class IssueService:
     def _by_keys(self, ranked: tuple[Scored, ...] | list[Scored]) -> list[Touchpoint]:
         return [tp for s in ranked if (tp := self.touchpoint_by_key(s.key)) is not None]
 
-    def _names(self, ranked: tuple[Scored, ...]) -> str:
-        return ", ".join(f"{tp.key}" for tp in self._by_keys(ranked)) or "–"
+    def _names(self, ranked: tuple[Scored, ...]) -> PerLanguage:
+        return PerLanguage.names(self._by_keys(ranked))
 
     def similar_open_issue(self, touchpoint: Touchpoint, description: str) -> Issue | None:
         open_issues = self.session.scalars(
@@ -444,10 +444,10 @@ class IssueService:
         elif action is IssueAction.RESOLVE:
             root_cause = match_root_cause(cause or "")
             if root_cause is None:
-                raise UserError("issues.resolve_usage", number=issue.id, causes=views.cause_list())
+                raise UserError("issues.resolve_usage", number=issue.id, causes=views.cause_list(self.catalogue))
             text = (action_taken or "").strip()
             if not text:
-                raise UserError("issues.resolve_usage", number=issue.id, causes=views.cause_list())
+                raise UserError("issues.resolve_usage", number=issue.id, causes=views.cause_list(self.catalogue))
             if len(text) > MAX_ACTION:
                 raise UserError("issues.action_too_long", length=len(text), limit=MAX_ACTION)
             issue.root_cause, issue.action_taken = root_cause, text

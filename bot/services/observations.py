@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import UserError, excerpt
 from bot.domain.classify import Classification, JourneyIndex, StageInfo
-from bot.domain.issues import MAX_DESCRIPTION, ReportRequest, defuse_mentions
+from bot.domain.issues import MAX_DESCRIPTION, ReportRequest
 from bot.domain.journey_map import Severity
 from bot.domain.matching import Candidate, MatchKind, match_touchpoint
 from bot.domain.weeks import parse_week, week_start
-from bot.i18n import Catalogue
+from bot.i18n import Catalogue, PerLanguage
 from bot.llm import Classifier
 from bot.services.issues import Created, IssueService, ReportOutcome
 from bot.services.journey import active_stages, current_org, find_stage
@@ -194,7 +194,7 @@ class ObservationService:
         if what in ("stage", "steg"):
             stage = find_stage(stages, value)
             if stage is None:
-                raise UserError("journey.unknown_stage", text=excerpt(value), stages=", ".join(s.key for s in stages))
+                raise UserError("journey.unknown_stage", text=excerpt(value), stages=PerLanguage.names(stages))
             observation.stage_id = stage.id
             if observation.touchpoint is not None and observation.touchpoint.stage_id != stage.id:
                 observation.touchpoint_id = None
@@ -211,7 +211,14 @@ class ObservationService:
         index = journey_index(self.session, self.org)
         match = match_touchpoint(text, index.touchpoints)
         if match.kind is not MatchKind.EXACT or match.best is None:
-            closest = ", ".join(s.key for s in match.ranked[:3]) or "–"
+            keys = [s.key for s in match.ranked[:3]]
+            found = {
+                tp.key: tp
+                for tp in self.session.scalars(
+                    select(Touchpoint).where(Touchpoint.org_id == self.org.id, Touchpoint.key.in_(keys))
+                )
+            }
+            closest = PerLanguage.names(found[key] for key in keys if key in found)
             raise UserError("issues.unknown_touchpoint", text=excerpt(text), closest=closest)
         touchpoint = self.session.scalar(
             select(Touchpoint).where(Touchpoint.org_id == self.org.id, Touchpoint.key == match.best)
@@ -253,10 +260,8 @@ class ObservationService:
             words.remove(week)
             try:
                 parse_week(week.upper())
-            except ValueError as exc:
-                raise UserError(
-                    "observations.bad_week", given=excerpt(week), reason=defuse_mentions(str(exc))
-                ) from None
+            except ValueError:
+                raise UserError("observations.bad_week", given=excerpt(week)) from None
             zone = ZoneInfo(self.org.time_zone)
             start = week_start(week.upper(), zone)
             query = query.where(Observation.created_at >= start, Observation.created_at < start + timedelta(days=7))
@@ -269,9 +274,7 @@ class ObservationService:
             stages = active_stages(self.session, self.org)
             stage = find_stage(stages, argument)
             if stage is None:
-                raise UserError(
-                    "journey.unknown_stage", text=excerpt(argument), stages=", ".join(s.key for s in stages)
-                )
+                raise UserError("journey.unknown_stage", text=excerpt(argument), stages=PerLanguage.names(stages))
             query = query.where(Observation.stage_id == stage.id)
         elif kind in ("touchpoint", "kontaktpunkt"):
             query = query.where(Observation.touchpoint_id == self._touchpoint(argument).id)
