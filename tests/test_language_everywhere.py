@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ from bot.content import default_content
 from bot.domain.classify import THEMES
 from bot.domain.journey_map import JourneyMap
 from bot.i18n import default_catalogue
+from bot.llm import ExtractiveSummariser
 from bot.messages import Click, Invocation, Message
+from bot.scheduler import run_sla_sweep, run_weekly_digest, run_weekly_tips
 from bot.services.demo import (
     DEMO_ISSUES,
     DEMO_OBSERVATIONS,
@@ -275,7 +278,8 @@ def test_every_command_speaks_only_the_readers_language(demo: sessionmaker[Sessi
 
     commands = [f"/cx {c.name}" for c in app.registry.listed()]
     commands += [f"/cx {name} {form}" for name, forms in FORMS.items() for form in forms]
-    commands += ["/cx blorp"]
+    # Last, as it changes what the others see: erasing a person (a preview first, if one is asked).
+    commands += ["/cx blorp", "/cx erase david", "/cx subscribe all"]
     for command in commands:
         text = command.replace("{stage}", stage).replace("{touchpoint}", touchpoint)
         reply = app.dispatch(Invocation("console", "console", "elin", "#cx", text))
@@ -283,6 +287,11 @@ def test_every_command_speaks_only_the_readers_language(demo: sessionmaker[Sessi
         for button in reply.message.buttons:
             clicked = app.click(Click("console", "console", "elin", "#cx", button.action_id, button.value))
             judge_message(f"{text} → [{button.label}]", clicked.message)
+    # What the clock sends: reminders, escalations and overdue notices, the weekly tip, the digest.
+    for later in (timedelta(hours=2), timedelta(days=1), timedelta(days=6)):
+        run_sla_sweep(demo, Clock(NOW + later))
+    run_weekly_tips(demo, Clock(NOW))
+    run_weekly_digest(demo, Clock(NOW + timedelta(days=6)), summariser=ExtractiveSummariser())
     with demo() as session:
         posts = session.scalars(select(Outbox).where(Outbox.id > 0).order_by(Outbox.id)).all()
         for post in posts:
@@ -290,6 +299,8 @@ def test_every_command_speaks_only_the_readers_language(demo: sessionmaker[Sessi
                 continue
             new = "new " if post.id > first_post else ""
             judge_message(f"{new}post {post.idempotency_key}", Message.model_validate(post.payload))
+        kinds = {post.idempotency_key.split(":")[0] for post in posts if post.id > first_post}
+    assert {"remind", "digest", "issue", "tip"} <= kinds, kinds  # the clock did send something
     assert not failures, "\n".join(failures)
 
 
