@@ -34,6 +34,7 @@ from bot.config import REPO_CONTENT
 from bot.content import default_content
 from bot.domain.classify import THEMES
 from bot.domain.journey_map import JourneyMap
+from bot.domain.kpi import Figure, Metric, Trend, from_aggregate
 from bot.i18n import default_catalogue
 from bot.llm import ExtractiveSummariser
 from bot.messages import Click, Invocation, Message
@@ -47,6 +48,8 @@ from bot.services.demo import (
     subscribe_demo_channel,
 )
 from bot.services.journey import current_org
+from bot.services.kpi import MetricReport
+from bot.services.kpi_views import detail_line, metric_line
 from bot.services.setup import apply_journey
 from bot.services.tips import SUBSCRIPTION_KINDS
 from bot.store.db import make_engine, make_session_factory
@@ -321,3 +324,90 @@ def test_the_digest_and_the_journey_load_summary_speak_the_readers_language(
             digest = build_digest(session, org, week, catalogue=catalogue, tips=default_content().tips, now=NOW)
             failures += judge.problems(digest_message(catalogue, language, digest).plain_text())
     assert not failures, failures
+
+
+# --- statistics for non-statisticians ------------------------------------------------------------
+
+SHORTHAND = ("95 %", "KI", "CI", "p.e.", " pp", "±", "✗", "✓", "⚠", "n=", "n okänt", "n unknown", "median")
+
+
+def report(
+    metric: Metric, value: float, n: int, low: float | None, high: float | None, previous: float
+) -> MetricReport:
+    from bot.domain.kpi import compare, target_met, trend
+
+    current = Figure(metric, value, n, low, high, low_n=n < 30)
+    before = Figure(metric, previous, 200, previous - 8, previous + 8)
+    return MetricReport(
+        metric, current, before, compare(current, before).delta, trend(current, before), 35.0,
+        target_met(metric, value, 35.0),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("language", "steady", "few", "unknown_n", "interval", "points"),
+    [
+        (
+            "en",
+            "NPS +32.0 (likely between +24.0 and +40.0, from 210 answers) · about the same as last week (+30.0) "
+            "· short of the target of +35.0",
+            "too few answers to be sure: 12 of the 30 needed",
+            "Churn 1.12 % (number of answers not known)",
+            "95 % confidence interval +24.0 to +40.0",
+            "-9.0 percentage points",
+        ),
+        (
+            "sv",
+            "NPS +32.0 (troligen mellan +24.0 och +40.0, utifrån 210 svar) · ungefär som förra veckan (+30.0) "
+            "· når inte målet +35.0",
+            "för få svar för att vara säker: 12 av 30 som behövs",
+            "Kundbortfall 1.12 % (okänt antal svar)",
+            "95 % konfidensintervall +24.0 till +40.0",
+            "-9.0 procentenheter",
+        ),
+    ],
+)
+def test_kpi_lines_say_it_in_plain_words_with_the_exact_figures_one_step_away(
+    language: str, steady: str, few: str, unknown_n: str, interval: str, points: str
+) -> None:
+    catalogue = default_catalogue()
+    nps = report(Metric.NPS, 32.0, 210, 24.0, 40.0, 30.0)
+    small = report(Metric.NPS, 20.0, 12, -10.0, 50.0, 30.0)
+    churn = MetricReport(Metric.CHURN, from_aggregate(Metric.CHURN, 1.12, None), Figure(Metric.CHURN, None, 0),
+                         None, Trend.UNKNOWN, None, None)  # fmt: skip
+    csat = report(Metric.CSAT, 71.0, 300, 66.0, 76.0, 80.0)
+    plain = [metric_line(catalogue, language, r, 30) for r in (nps, small, churn, csat)]
+    assert plain[0] == steady
+    assert few in plain[1]
+    assert plain[2] == unknown_n
+    for line in plain:
+        assert not [s for s in SHORTHAND if s in line], line
+    exact = detail_line(catalogue, language, nps, 30)
+    assert interval in exact and "210" in exact
+    assert points in detail_line(catalogue, language, csat, 30)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_kpi_and_digest_use_no_shorthand_and_details_has_the_figures(
+    demo: sessionmaker[Session], language: str
+) -> None:
+    app = CxApp(demo, clock=Clock(NOW), default_language="sv")
+    with demo.begin() as session:
+        elin = session.scalar(select(Person).where(Person.key == "elin"))
+        assert elin is not None
+        elin.chosen_language = language
+
+    def ask(text: str) -> Message:
+        return app.dispatch(Invocation("console", "console", "elin", "#cx", text)).message
+
+    plain = ask("/cx kpi")
+    routed = ask("/cx issue 5")
+    digest = ask("/cx digest preview")
+    for message in (plain, routed, digest):
+        text = message.plain_text()
+        assert not [s for s in SHORTHAND if s in text], text
+    assert "30" in plain.plain_text()  # the threshold is still said, in words
+    [details] = [b for b in plain.buttons if b.action_id == "kpi:details"]
+    exact = app.click(Click("console", "console", "elin", "#cx", details.action_id)).message.plain_text()
+    assert exact == ask("/cx kpi details").plain_text()
+    assert "95 %" in exact and ("konfidensintervall" if language == "sv" else "confidence interval") in exact
