@@ -99,10 +99,10 @@ def test_load_is_idempotent(bare_engine: Engine, tmp_path: Path) -> None:
     env = cli_env(bare_engine, tmp_path)
     first = cxbot("journey", "load", str(EXAMPLE), env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "archived" in first.stdout and " added" in first.stdout
+    assert "arkiverade" in first.stdout and " tillagda" in first.stdout  # the org's language: Swedish
     second = cxbot("journey", "load", str(EXAMPLE), env=env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.strip().endswith("loaded: 0 added, 0 updated, 0 archived, 0 restored")
+    assert second.stdout.strip().endswith("lästes in: 0 tillagda, 0 ändrade, 0 arkiverade, 0 återställda.")
 
 
 def test_load_refuses_a_broken_file_and_touches_nothing(bare_engine: Engine, tmp_path: Path) -> None:

@@ -61,9 +61,11 @@ def test_console_session(app: CxApp, loaded: sessionmaker[Session], clock: Clock
         loaded,
         ["/cx help", "", "/cx journey", "3", "/as fatima", "/cx whoami", "42", "/as ghost", "hello", "/help"],
     )
-    # The admins' notice of the journey load was queued for the console and is shown, labelled.
-    assert " to @anna]" not in text  # anna is the CX lead, not an admin
-    assert " to @elin]" in text and " to @erik]" in text
+    # The admins' notice of the journey load was queued for the console and is shown, labelled
+    # in the language of whoever sits at the console (anna: Swedish).
+    assert " till @anna]" not in text  # anna is the CX lead, not an admin
+    assert " till @elin]" in text and " till @erik]" in text
+    assert "[till dig (bara du ser det här)]" in text and "to you (only you see this)" not in text
     assert "anna> /cx help" in text and "## cxbot: kundupplevelsen är allas jobb" in text
     assert "[1] Medvetenhet" in text
     assert "anna> 3\n" in text and "## 3. Köp" in text  # button 3 pressed
@@ -126,7 +128,7 @@ def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path:
 def test_empty_input_exits_0(bare_engine: Engine, tmp_path: Path, stdin: str) -> None:
     result = run_cxbot(bare_engine, tmp_path, stdin, "run", "--adapter", "console", "--demo", "--as", "erik")
     assert result.returncode == 0, result.stderr
-    assert " to @erik]" in result.stdout  # the journey-load notice reaches the admin
+    assert " till @erik]" in result.stdout  # the journey-load notice reaches the admin (in Swedish)
 
 
 LIFECYCLE = [
@@ -152,12 +154,12 @@ def test_the_issue_lifecycle_typed_in_the_console(loaded: sessionmaker[Session])
         console.run(LIFECYCLE)
     text = out.getvalue()
     assert "Tack! Ärende #1 (Månadsfaktura) ligger nu hos Fakturering · Fatima Hassan." in text
-    assert "to #billing]\n## #1 · Månadsfaktura · kritisk" in text
-    assert "to @fatima]\n## #1 · Monthly invoice · critical" in text
+    assert "till #billing]\n## #1 · Månadsfaktura · kritisk" in text  # anna reads the labels in Swedish
+    assert "till @fatima]\n## #1 · Monthly invoice · critical" in text
     posted = "\n".join(line for line in text.splitlines() if not re.match(r"^\w+> ", line))  # not the echo
     assert "@\u200bhere" in posted and "@here" not in posted
     assert "You acknowledged #1. The reporter has been told." in text
-    assert "in #billing, updated]" in text
+    assert "in #billing, updated]" in text  # fatima at the console now: English
     assert "Din rapport #1 (Månadsfaktura) har kvitterats av Fatima Hassan." in text
     assert "## #1 är löst" in text and "Åtgärd: Rättade momstabellen och skickade om fakturorna" in text
     assert "löst av Fatima Hassan (grundorsak: system eller IT)" in text  # the timeline anna sees
@@ -184,8 +186,8 @@ def test_escalation_by_moving_the_console_clock(loaded: sessionmaker[Session]) -
     assert "Konsolens klocka visar nu 2026-11-24 11:20." in text
     assert "Konsolens klocka visar nu 2026-11-24 13:20." in text
     # 50 minutes in, the 15-minute reminder window is open: oskar (London, 10:20) is reminded.
-    assert "to @oskar]\n## Waiting for you to acknowledge: 1 issue(s)" in text
-    assert "to @erik]\n## #1 · Mobilappen · kritisk\n#1 kvitterades inte före 2026-11-24 11:30." in text
+    assert "till @oskar]\n## Waiting for you to acknowledge: 1 issue(s)" in text
+    assert "till @erik]\n## #1 · Mobilappen · kritisk\n#1 kvitterades inte före 2026-11-24 11:30." in text
     assert "eskalerat till Anna Lindqvist" in text
     assert "Skriv /clock +2h (eller 30m, 1d)" in text
 

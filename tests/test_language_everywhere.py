@@ -69,6 +69,17 @@ SHARED_WORDS = frozenset(
     }
 )  # fmt: skip
 
+# Words that are the same in Swedish and English catalogues on purpose: real words of both
+# languages ("i", "in", "just", "problem"), the units and letters of figures ("h", "m", "w"), and
+# terms Swedish uses as they are ("team", "status", "process").
+BOTH_LANGUAGES = frozenset(
+    {
+        "be", "d", "filter", "h", "i", "id", "in", "installation", "just", "m", "n",
+        "neutral", "normal", "observation", "p", "partner", "per", "person", "problem", "process",
+        "status", "system", "team", "teams", "under", "w",
+    }
+)  # fmt: skip
+
 # Sub-forms and error forms per command name. Every command `/cx help` lists must have an entry
 # (a new command fails the test until its forms are added); the bare command is always run.
 # {stage} {touchpoint} stand for a stage's and a touchpoint's name in the reader's language.
@@ -411,3 +422,21 @@ def test_kpi_and_digest_use_no_shorthand_and_details_has_the_figures(
     exact = app.click(Click("console", "console", "elin", "#cx", details.action_id)).message.plain_text()
     assert exact == ask("/cx kpi details").plain_text()
     assert "95 %" in exact and ("konfidensintervall" if language == "sv" else "confidence interval") in exact
+
+
+def test_every_theme_and_root_cause_has_a_name_in_both_languages_that_reads_back() -> None:
+    from bot.domain.issues import ROOT_CAUSES, match_root_cause
+
+    catalogue = default_catalogue()
+    for language in LANGUAGES:
+        keys = catalogue.keys(language)
+        assert {f"observations.theme.{theme}" for theme in (*THEMES, "other")} <= keys
+        for cause in ROOT_CAUSES:
+            name = catalogue.text(language, f"issues.cause.{cause}")
+            assert match_root_cause(name) == cause, (language, name)  # a listed name can be typed back
+
+
+def test_the_two_catalogues_share_only_the_documented_words() -> None:
+    """A word in both catalogues is either shared by the languages (listed) or a leak."""
+    shared = catalogue_vocabulary("sv") & catalogue_vocabulary("en")
+    assert shared <= SHARED_WORDS | BOTH_LANGUAGES, sorted(shared - SHARED_WORDS - BOTH_LANGUAGES)
