@@ -395,7 +395,8 @@ def test_reassign(app: CxApp, loaded: sessionmaker[Session]) -> None:
     assert say(app, "/cx issue 1 reassign", "fatima").message.text == (
         "To reassign #1: `/cx issue 1 reassign <person or team key>`."
     )
-    assert say(app, "/cx issue 1 reassign @elin", "fatima").message.text == "#1 now belongs to @elin."
+    reassigned_to = say(app, "/cx issue 1 reassign @elin", "fatima").message.text
+    assert reassigned_to == "#1 now belongs to Billing · Elin Sandberg."  # names, not what was typed
     with loaded() as session:
         reassigned = session.get(Issue, 1)
         assert reassigned is not None and reassigned.assignee is not None and reassigned.assignee.key == "elin"

@@ -111,6 +111,7 @@ FORMS: dict[str, list[str]] = {
         "3 resolve process: ny rutin för chatten",
         "1 reopen",
         "4 reassign erik",
+        "5 reassign billing",
         "4 reassign blorp",
         "1 resolve blorp: ny rutin",
         "999",

@@ -37,7 +37,7 @@ def outcome_reply(ctx: Context, outcome: ReportOutcome) -> Reply:
             "issues.created",
             number=issue.id,
             touchpoint=issue.touchpoint.name(ctx.language),
-            owner=views._assignee(ctx.catalogue, ctx.language, issue),
+            owner=views.assignee_text(ctx.catalogue, ctx.language, issue),
         )
         context = [ctx.t("issues.created_anonymous")] if issue.anonymous else []
         return Reply(Message(text=text, context=context))
@@ -212,7 +212,8 @@ def register(registry: Registry) -> None:
             if not argument.strip():
                 raise UserError("issues.reassign_usage", number=number)
             issue = issues.reassign(number, person, argument)
-            return Reply(Message(text=ctx.t("issues.reassigned", number=issue.id, to=excerpt(argument))))
+            to = views.assignee_text(ctx.catalogue, ctx.language, issue)
+            return Reply(Message(text=ctx.t("issues.reassigned", number=issue.id, to=to)))
         raise UserError("issues.issue_usage", given=excerpt(rest))
 
     @registry.click("issue")

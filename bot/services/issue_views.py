@@ -6,7 +6,7 @@ reporter is never named here, whoever is looking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from bot.i18n import LANGUAGES, Catalogue, PerLanguage
 from bot.messages import Button, Message, MessageField
 from bot.services.kpi import MetricReport, last_complete_week, stage_reports
 from bot.services.kpi_views import format_value, metric_name, short_figure
-from bot.store.models import Issue, IssueEvent, Org, Person
+from bot.store.models import Issue, IssueEvent, Org, Person, Team
 
 
 def local_time(moment: datetime, zone: str) -> str:
@@ -50,7 +50,7 @@ def _reporter(session: Session, catalogue: Catalogue, language: str, issue: Issu
     return event.actor.name if event is not None and event.actor is not None else "–"
 
 
-def _assignee(catalogue: Catalogue, language: str, issue: Issue) -> str:
+def assignee_text(catalogue: Catalogue, language: str, issue: Issue) -> str:
     parts = []
     if issue.assignee_team is not None:
         parts.append(issue.assignee_team.name(language))
@@ -109,7 +109,7 @@ def routed_message(catalogue: Catalogue, language: str, issue: Issue, org: Org, 
     fields = [
         MessageField(label=t("issues.field.stage"), value=issue.stage.name(language)),
         MessageField(label=t("issues.field.status"), value=t(f"issues.status.{issue.status}")),
-        MessageField(label=t("issues.field.assignee"), value=_assignee(catalogue, language, issue)),
+        MessageField(label=t("issues.field.assignee"), value=assignee_text(catalogue, language, issue)),
         MessageField(label=t("issues.field.reporter"), value=facts.reporter or t("issues.anonymous")),
     ]
     if issue.affected_count > 1:
@@ -186,10 +186,18 @@ def joined_notice(catalogue: Catalogue, language: str, issue: Issue) -> Message:
     )
 
 
-def _event_line(catalogue: Catalogue, language: str, event: IssueEvent, org: Org) -> str:
+def _event_line(
+    catalogue: Catalogue, language: str, event: IssueEvent, org: Org, names: Mapping[str, Mapping[str, str]]
+) -> str:
+    """``names``: person and team names by key ("person"/"team"), as events keep keys."""
     who = event.actor.name if event.actor is not None else catalogue.text(language, f"issues.actor.{event.kind}")
     data = event.data or {}
-    detail = data.get("to_person") or data.get("to_team") or data.get("to") or ""
+    if data.get("to_person"):
+        detail = names["person"].get(data["to_person"], data["to_person"])
+    elif data.get("to_team"):
+        detail = names["team"].get(data["to_team"], data["to_team"])
+    else:
+        detail = data.get("to") or ""
     if event.kind == "resolved":
         detail = catalogue.text(language, f"issues.cause.{data.get('root_cause', 'other')}")
     text = catalogue.text(language, f"issues.event.{event.kind}", who=who, detail=detail)
@@ -201,7 +209,11 @@ def detail_message(
 ) -> Message:
     routed = routed_message(catalogue, language, issue, org, routed_facts(session, issue, now))
     events = session.scalars(select(IssueEvent).where(IssueEvent.issue_id == issue.id).order_by(IssueEvent.id))
-    timeline = "\n".join(_event_line(catalogue, language, e, org) for e in events)
+    names = {
+        "person": dict(session.execute(select(Person.key, Person.name).where(Person.org_id == org.id)).all()),
+        "team": {t.key: t.name(language) for t in session.scalars(select(Team).where(Team.org_id == org.id))},
+    }
+    timeline = "\n".join(_event_line(catalogue, language, e, org, names) for e in events)
     return routed.model_copy(
         update={
             "fields": [
@@ -274,7 +286,7 @@ def escalation_message(catalogue: Catalogue, language: str, issue: Issue, org: O
         fields=[
             MessageField(
                 label=catalogue.text(language, "issues.field.assignee"),
-                value=_assignee(catalogue, language, issue),
+                value=assignee_text(catalogue, language, issue),
             )
         ],
         buttons=[
