@@ -55,7 +55,7 @@ def test_help_lists_every_command(app: CxApp) -> None:
         "/cx observations [stage <s>|touchpoint <tp>|mine] [2026-W48]",
         "/cx observation <n> [stage <s>|touchpoint <tp>|delete|report [severity]]",
         "/cx erase <person>",
-        "/cx kpi [stage|record <metric> <value> <stage> [week] [n=N]]",
+        "/cx kpi [details] [stage] | kpi record <metric> <value> <stage> [week] [n=N]",
         "/cx digest preview [week]",
     ]
 
@@ -110,13 +110,14 @@ def test_journey_overview_and_stage(app: CxApp) -> None:
     assert "Prisjämförelsesajter" in overview.message.context[0]
     stage = say(app, "/cx journey köp")
     assert stage.message.header == "3. Köp"
-    assert "Kreditprövning (credit-check)" in field_labels(stage)
+    assert "Kreditprövning" in field_labels(stage)  # the name, never the key (credit-check)
+    assert not [label for label in field_labels(stage) if "credit-check" in label]
 
 
 def test_unknown_stage(app: CxApp) -> None:
     reply = say(app, "/cx journey Mars")
     assert reply.message.text is not None
-    assert reply.message.text.startswith("Det finns inget steg som heter ”Mars”. Stegen är: awareness,")
+    assert reply.message.text.startswith("Det finns inget steg som heter ”Mars”. Stegen är: Medvetenhet, Övervägande,")
 
 
 def test_language_choice_is_kept_and_used(app: CxApp, loaded: sessionmaker[Session]) -> None:

@@ -107,7 +107,7 @@ def test_a_report_is_stored_routed_and_confirmed(app: CxApp, loaded: sessionmake
         "issue:1:details",
     ]
     context = channel.payload["context"][0]
-    assert context == "Öppna ärenden i det här steget: 1 · Mål: NPS +30.0, CSAT 80.0 %, Churn 1.20 %"
+    assert context == "Öppna ärenden i det här steget: 1 · Mål: NPS +30.0, CSAT 80.0 %, Kundbortfall 1.20 %"
 
 
 def test_deadlines_follow_the_sla_and_business_hours(app: CxApp, loaded: sessionmaker[Session]) -> None:

@@ -183,7 +183,10 @@ def test_routed_issues_show_the_stages_figures_beside_the_targets(app: CxApp, lo
     assert routed, "the report was routed"
     context = routed[0].payload["context"]
     assert any(
-        c.endswith("Förra veckan (2026-W47): NPS +40.0 (n=50, mål +40.0), Churn 1.80 % (n=5200, mål 1.50 %)")
+        c.endswith(
+            "Förra veckan (2026-W47): NPS +40.0 (utifrån 50 svar, mål +40.0), "
+            "Kundbortfall 1.80 % (utifrån 5200 svar, mål 1.50 %)"
+        )
         for c in context
     ), context
 

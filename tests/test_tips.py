@@ -335,10 +335,10 @@ def test_only_admins_subscribe(app: CxApp, loaded: sessionmaker[Session]) -> Non
     assert say(app, "/cx subscribe everything", "erik").message.text == (
         "”everything” går inte att prenumerera på. Skriv `tips`, `digest` eller `all`."
     )
-    assert say(app, "/cx subscribe all", "erik").message.text == "#cx får nu: tips, digest."
-    assert say(app, "/cx subscribe tips", "erik").message.text == "#cx får redan: tips."
-    assert say(app, "/cx unsubscribe digest", "erik").message.text == "#cx får inte längre: digest."
-    assert say(app, "/cx unsubscribe digest", "erik").message.text == "#cx fick inte: digest."
+    assert say(app, "/cx subscribe all", "erik").message.text == "#cx får nu: veckans råd och veckosammanfattningen."
+    assert say(app, "/cx subscribe tips", "erik").message.text == "#cx får redan: veckans råd."
+    assert say(app, "/cx unsubscribe digest", "erik").message.text == "#cx får inte längre: veckosammanfattningen."
+    assert say(app, "/cx unsubscribe digest", "erik").message.text == "#cx fick inte: veckosammanfattningen."
 
 
 def test_reactions_and_replies_to_a_tip_are_counted_once(
@@ -381,7 +381,7 @@ def test_the_console_reacts_to_a_tip(app: CxApp, loaded: sessionmaker[Session], 
     out = io.StringIO()
     console = ConsoleAdapter(app, loaded, "sara", out=out, clock=clock)
     console.run([])  # shows the queued posts, the tip among them
-    tip_ref = next(line for line in out.getvalue().splitlines() if line.endswith(" to #cx]"))[1:].split(" ")[0]
+    tip_ref = next(line for line in out.getvalue().splitlines() if line.endswith(" till #cx]"))[1:].split(" ")[0]
     console.run([f"/react {tip_ref} 👍", f"/reply {tip_ref} Vi provar!", "/react console-x", "/reply"])
     text = out.getvalue()
     assert f"Du reagerade med 👍 på {tip_ref}." in text
