@@ -663,9 +663,17 @@ def kpi_import(
         typer.echo(f"{file}:{error.line}: {error.reason}", err=True)
     if result.refused:
         fail(f"{len(result.errors)} invalid row(s); nothing was imported (use --skip-invalid to import the rest)")
-    kind = "figures" if aggregates else "answers"
     skipped = f", {len(result.errors)} invalid row(s) skipped" if result.errors else ""
-    typer.echo(f"{file}: imported {result.imported} {kind} ({result.already_there} already there){skipped}.")
+    if not aggregates:
+        typer.echo(f"{file}: imported {result.imported} answers ({result.already_there} already there){skipped}.")
+        return
+    replaced = f", {result.replaced} of them replacing an earlier figure for their week" if result.replaced else ""
+    typer.echo(f"{file}: imported {result.imported} figures{replaced}{skipped}.")
+    for hidden in result.hidden:
+        typer.echo(
+            f"{file}:{hidden.line}: stored but not shown: {hidden.answers} survey answers give {hidden.stage}'s "
+            f"{hidden.metric} for {hidden.week}, and answers take precedence over an imported figure"
+        )
 
 
 def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:

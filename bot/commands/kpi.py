@@ -99,19 +99,27 @@ def record(ctx: Context, rest: str) -> Reply:
         )
     # Figures arrive after the week they measure: by default the last complete week.
     week = week or previous_week(iso_week(ctx.now, zone), zone)
-    record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
-    return Reply(
-        Message(
-            text=ctx.t(
-                "kpi.recorded",
-                metric=METRIC_LABELS[metric],
-                value=format_value(metric, value),
-                stage=stage.name(ctx.language),
-                week=week,
-                n=n if n is not None else "–",
+    fate = record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
+    stage_name = stage.name(ctx.language)
+    said = [
+        ctx.t(
+            "kpi.recorded",
+            metric=METRIC_LABELS[metric],
+            value=format_value(metric, value),
+            stage=stage_name,
+            week=week,
+            n=n if n is not None else "–",
+        )
+    ]
+    if fate.earlier is not None:  # only then: there may have been nothing to replace
+        said.append(ctx.t("kpi.recorded_replaces", earlier=format_value(metric, fate.earlier)))
+    if fate.answers:  # stored, but the answers are what everyone sees: the admin must know
+        said.append(
+            ctx.t(
+                "kpi.recorded_hidden", answers=fate.answers, metric=METRIC_LABELS[metric], stage=stage_name, week=week
             )
         )
-    )
+    return Reply(Message(text=" ".join(said)))
 
 
 def preview_digest(ctx: Context, rest: str) -> Reply:
