@@ -53,7 +53,7 @@ def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: date
     """Create the demo issues unless the database already has issues; returns how many."""
     if session.scalar(select(func.count()).select_from(Issue).where(Issue.org_id == org.id)):
         return 0
-    first_post = session.scalar(select(func.max(Outbox.id))) or 0
+    first_post = last_post_id(session)
     people = {p.key: p for p in session.scalars(select(Person).where(Person.org_id == org.id))}
     created = 0
     zone = ZoneInfo(org.time_zone)
@@ -77,6 +77,11 @@ def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: date
                 )
     mark_demo_posts_as_history(session, first_post, now)
     return created
+
+
+def last_post_id(session: Session) -> int:
+    """Where the outbox stands: the demo's posts are those after it."""
+    return session.scalar(select(func.max(Outbox.id))) or 0
 
 
 def mark_demo_posts_as_history(session: Session, after_id: int, now: datetime) -> None:
