@@ -120,11 +120,7 @@ class ConsoleAdapter:
     def banner(self) -> str:
         """Who you are here, and how to be someone else or read another language."""
         with self.session_factory() as session:
-            person = session.scalar(
-                select(Person)
-                .join(Identity)
-                .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
-            )
+            person = self.me(session)
             others = session.scalars(
                 select(Person.key)
                 .join(Identity)
@@ -345,14 +341,17 @@ class ConsoleAdapter:
     def console_help(self) -> str:
         return self.app.catalogue.text(self.language_hint(), "console.help")
 
+    def me(self, session: Session) -> Person | None:
+        """The person the console is now."""
+        return session.scalar(
+            select(Person)
+            .join(Identity)
+            .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
+        )
+
     def language_hint(self) -> str:
         with self.session_factory() as session:
-            person = session.scalar(
-                select(Person)
-                .join(Identity)
-                .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
-            )
-            return language_for(person, current_org(session), self.app.default_language)
+            return language_for(self.me(session), current_org(session), self.app.default_language)
 
 
 def interactive_lines(adapter: ConsoleAdapter) -> Iterable[str]:
