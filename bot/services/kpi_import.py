@@ -439,7 +439,8 @@ def import_aggregates(
         return result
     stage_keys = {stage_id: key for key, stage_id in stages.items()}
     for line, values in valid:
-        stage_id, metric, week = int(str(values["stage_id"])), str(values["metric"]), str(values["iso_week"])
+        stage_id, metric, week = values["stage_id"], str(values["metric"]), str(values["iso_week"])
+        assert isinstance(stage_id, int)  # _aggregate found it among the stages
         fate = fate_of(session, org.id, stage_id, metric, week)
         result.replaced += fate.earlier is not None
         if fate.answers:
