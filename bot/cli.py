@@ -221,9 +221,10 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings, conten
         seed_demo_observations(session, org, content.catalogue, utc_now())
         seed_demo_answers(session, org, utc_now())
         subscribe_demo_channel(session, org, utc_now())
-        # Setting the demo up (the admins' "journey loaded" notices too) is history, not news:
-        # the first screen is the user's own.
-        mark_demo_posts_as_history(session, first_post, utc_now())
+        # Setting the demo up (the admins' "journey loaded" notices too) is history on the
+        # console, not news: its first screen is the user's own. Slack and Discord admins still
+        # hear that the journey was loaded.
+        mark_demo_posts_as_history(session, first_post, utc_now(), console_only=True)
 
 
 @app.command()

@@ -84,12 +84,12 @@ def last_post_id(session: Session) -> int:
     return session.scalar(select(func.max(Outbox.id))) or 0
 
 
-def mark_demo_posts_as_history(session: Session, after_id: int, now: datetime) -> None:
+def mark_demo_posts_as_history(session: Session, after_id: int, now: datetime, *, console_only: bool = False) -> None:
     """The seeding's posts are history: not shown again when the console starts. On the console
     they count as delivered, with the reference the console would have given them, so that a
     later change edits them in place (with no reference, an edit can only be a new message). On
     Slack and Discord they were never posted: nothing there to edit, so their edits are dropped
-    rather than sent as new messages."""
+    rather than sent as new messages. ``console_only``: leave the other platforms' posts be."""
     console_ref = literal("console-") + cast(func.coalesce(Outbox.update_of_id, Outbox.id), String)
     demo = Outbox.id > after_id
     session.execute(
@@ -98,6 +98,8 @@ def mark_demo_posts_as_history(session: Session, after_id: int, now: datetime) -
         .values(status=SENT, sent_at=now, platform_ref=console_ref)
         .execution_options(synchronize_session=False)
     )
+    if console_only:  # what Slack and Discord users should still get (the journey-load notices)
+        return
     session.execute(
         update(Outbox)
         .where(demo, Outbox.platform != "console")
