@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "console"
 WORKSPACE = "console"
 RULE = "-" * 72
+MAX_ROUNDS = 100  # of delivery after a command: more than any one command causes
 
 
 def render_message(message: Message, number_button: Callable[[Button], int]) -> list[str]:
@@ -105,11 +106,38 @@ class ConsoleAdapter:
     # --- the loop ----------------------------------------------------------------------
 
     def run(self, lines: Iterable[str]) -> int:
-        self.deliver_posts()
-        for raw in lines:
-            if not self.handle_line(raw):
-                break
+        """Nothing is shown before the first line: what waits is shown after the first reply.
+        Everything due is shown after each line and before leaving, so the end of piped input
+        loses nothing."""
+        try:
+            for raw in lines:
+                if not self.handle_line(raw):
+                    break
+        finally:
+            self.deliver_posts()
         return 0
+
+    def banner(self) -> str:
+        """Who you are here, and how to be someone else or read another language."""
+        with self.session_factory() as session:
+            person = self.me(session)
+            others = session.scalars(
+                select(Person.key)
+                .join(Identity)
+                .where(Identity.platform == PLATFORM, Person.key != self.person_key)
+                .order_by(Person.is_admin, Person.key)
+                .limit(1)
+            ).all()
+            language = language_for(person, current_org(session), self.app.default_language)
+        return self.app.catalogue.text(
+            language,
+            "console.banner",
+            name=person.name if person is not None else self.person_key,
+            key=self.person_key,
+            other=others[0] if others else self.person_key,
+            other_language=(other := "sv" if language == "en" else "en"),
+            other_language_name=self.app.catalogue.text(language, f"console.language_name_{other}"),
+        )
 
     def prompt(self) -> str:
         return f"{self.person_key}> "
@@ -266,7 +294,13 @@ class ConsoleAdapter:
             return ZoneInfo(org.time_zone if org is not None else "UTC")
 
     def deliver_posts(self) -> None:
-        drain(self.session_factory, PLATFORM, self, self.clock, limit=1000)
+        """Show everything due now. One round of the outbox sends one new post per place (posts
+        to one place keep their order) and no edit of a post sent in the same round: rounds
+        follow until nothing is left, so nothing waits for the next command to be shown."""
+        for _ in range(MAX_ROUNDS):
+            if not drain(self.session_factory, PLATFORM, self, self.clock, limit=1000):
+                return
+        log.warning("console: posts still due after %s rounds; the rest come after the next command", MAX_ROUNDS)
 
     # --- the Sender seam for the outbox --------------------------------------------------
 
@@ -316,21 +350,29 @@ class ConsoleAdapter:
     def console_help(self) -> str:
         return self.app.catalogue.text(self.language_hint(), "console.help")
 
+    def me(self, session: Session) -> Person | None:
+        """The person the console is now."""
+        return session.scalar(
+            select(Person)
+            .join(Identity)
+            .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
+        )
+
     def language_hint(self) -> str:
         with self.session_factory() as session:
-            person = session.scalar(
-                select(Person)
-                .join(Identity)
-                .where(Identity.platform == PLATFORM, Identity.external_user_id == self.person_key)
-            )
-            return language_for(person, current_org(session), self.app.default_language)
+            return language_for(self.me(session), current_org(session), self.app.default_language)
 
 
 def interactive_lines(adapter: ConsoleAdapter) -> Iterable[str]:
-    """Lines typed at a terminal, with a prompt and line editing."""
+    """Lines typed at a terminal, with a prompt and line editing. Before each prompt but the
+    first, what the clock posted meanwhile is shown (the first screen is the banner alone)."""
     with contextlib.suppress(ImportError):  # not on every platform
         import readline  # noqa: F401  (history and line editing for input())
+    first = True
     while True:
+        if not first:
+            adapter.deliver_posts()
+        first = False
         try:
             yield input(adapter.prompt())
         except EOFError:

@@ -200,10 +200,19 @@ def load_journey_into(
 def load_demo(session_factory: sessionmaker[Session], settings: Settings, content: Content) -> None:
     """The example journey map, then a few days of issues (each capability adds its demo data)."""
     from bot.app import utc_now
-    from bot.services.demo import seed_demo_answers, seed_demo_issues, seed_demo_observations, subscribe_demo_channel
+    from bot.services.demo import (
+        last_post_id,
+        mark_demo_posts_as_history,
+        seed_demo_answers,
+        seed_demo_issues,
+        seed_demo_observations,
+        subscribe_demo_channel,
+    )
     from bot.services.journey import current_org
 
     example = settings.content_dir / "journey.example.yaml"
+    with session_factory() as session:
+        first_post = last_post_id(session)
     load_journey_into(session_factory, settings, content, example, ("console",))
     with session_factory.begin() as session:
         org = current_org(session)
@@ -212,6 +221,10 @@ def load_demo(session_factory: sessionmaker[Session], settings: Settings, conten
         seed_demo_observations(session, org, content.catalogue, utc_now())
         seed_demo_answers(session, org, utc_now())
         subscribe_demo_channel(session, org, utc_now())
+        # Setting the demo up (the admins' "journey loaded" notices too) is history on the
+        # console, not news: its first screen is the user's own. Slack and Discord admins still
+        # hear that the journey was loaded.
+        mark_demo_posts_as_history(session, first_post, utc_now(), console_only=True)
 
 
 @app.command()
@@ -237,12 +250,17 @@ def run(
             max=65535,
         ),
     ] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="Console: sv or en, the language you are answered in (as /cx lang).")
+    ] = None,
 ) -> None:
     """Run the bot: adapters and (unless --no-clock) the scheduler."""
     from bot.app import CxApp
     from bot.services.journey import current_org, ensure_platform_presence
     from bot.services.setup import JourneyFileError
 
+    if lang is not None and lang not in ("sv", "en"):
+        fail(f"--lang must be sv or en, not {lang!r}")
     settings = load_settings()
     chosen = adapter
     if chosen is AdapterName.AUTO:
@@ -254,8 +272,12 @@ def run(
             else AdapterName.CONSOLE
         )
     if adapter is AdapterName.AUTO and settings.slack_bot_token and settings.discord_token:
+        if lang is not None:
+            fail("--lang is for the console; in Slack and Discord each person chooses with /cx lang")
         run_chat(settings, slack=True, discord=True, demo=demo, no_clock=no_clock, http=slack_http, port=port)
         return
+    if lang is not None and chosen is not AdapterName.CONSOLE:
+        fail("--lang is for the console; in Slack and Discord each person chooses with /cx lang")
     if chosen in (AdapterName.SLACK, AdapterName.DISCORD):
         slack, discord = chosen is AdapterName.SLACK, chosen is AdapterName.DISCORD
         run_chat(settings, slack=slack, discord=discord, demo=demo, no_clock=no_clock, http=slack_http, port=port)
@@ -280,6 +302,8 @@ def run(
                 fail("no journey map is loaded; run `cxbot journey load FILE` or add --demo")
             ensure_platform_presence(session, org, "console")
             person = pick_console_person(session, org.id, as_person)
+            if lang is not None:  # what /cx lang would do, before the first command
+                choose_language(session, org.id, person, lang)
             language, time_zone = org.language, org.time_zone
         cx = CxApp(
             session_factory,
@@ -303,18 +327,20 @@ def run(
     )
     scheduler = None
     if not no_clock:
+        # The week's tip and digest are not caught up at start: they come when the user runs the
+        # clock (/clock), not in the middle of their first command.
         scheduler, leadership = start_scheduler(
-            engine, session_factory, clock_now, time_zone, settings, content, blocking=False
+            engine, session_factory, clock_now, time_zone, settings, content, blocking=False, catch_up_at_start=False
         )
-    if interactive:
-        typer.echo(f"cxbot console: you are {person}. /cx help for commands, /help for the console's own.")
+    typer.echo(console.banner())
     try:
         code = console.run(interactive_lines(console) if interactive else sys.stdin)
     finally:
         cx.close()
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            scheduler.shutdown(wait=True)  # a job still running finishes, and what it posted is shown
             leadership.release()
+            console.deliver_posts()
     raise typer.Exit(code)
 
 
@@ -463,6 +489,17 @@ def run_chat(
             leadership.release()
 
 
+def choose_language(session: Session, org_id: int, key: str, language: str) -> None:
+    """``--lang``: the console person's own choice of language, as ``/cx lang`` stores it."""
+    from sqlalchemy import select
+
+    from bot.store.models import Person
+
+    person = session.scalar(select(Person).where(Person.org_id == org_id, Person.key == key))
+    if person is not None:
+        person.chosen_language = language
+
+
 def pick_console_person(session: Session, org_id: int, wanted: str | None) -> str:
     from sqlalchemy import select
 
@@ -515,6 +552,7 @@ def start_scheduler(
     content: Content,
     *,
     blocking: bool,
+    catch_up_at_start: bool = True,
 ) -> tuple[BaseScheduler, Leadership]:
     from bot.scheduler import build_scheduler
 
@@ -525,6 +563,7 @@ def start_scheduler(
         clock,
         time_zone,
         blocking=blocking,
+        catch_up_at_start=catch_up_at_start,
         tip_schedule=settings.tip_schedule,
         tip_order=settings.tip_order,
         content=content,
@@ -664,9 +703,17 @@ def kpi_import(
         typer.echo(f"{file}:{error.line}: {error.reason}", err=True)
     if result.refused:
         fail(f"{len(result.errors)} invalid row(s); nothing was imported (use --skip-invalid to import the rest)")
-    kind = "figures" if aggregates else "answers"
     skipped = f", {len(result.errors)} invalid row(s) skipped" if result.errors else ""
-    typer.echo(f"{file}: imported {result.imported} {kind} ({result.already_there} already there){skipped}.")
+    if not aggregates:
+        typer.echo(f"{file}: imported {result.imported} answers ({result.already_there} already there){skipped}.")
+        return
+    replaced = f", {result.replaced} of them replacing an earlier figure for their week" if result.replaced else ""
+    typer.echo(f"{file}: imported {result.imported} figures{replaced}{skipped}.")
+    for hidden in result.hidden:
+        typer.echo(
+            f"{file}:{hidden.line}: stored but not shown: {hidden.answers} survey answers give {hidden.stage}'s "
+            f"{hidden.metric} for {hidden.week}, and answers take precedence over an imported figure"
+        )
 
 
 def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:

@@ -180,6 +180,21 @@ def post_to_targets(
     return enqueue_many(session, [Queued(t, message, f"{key}:{t}", topic, None, language) for t in targets], now)
 
 
+def without_post_about(session: Session, topic: str, targets: Sequence[Target]) -> list[Target]:
+    """The targets that hold no post about ``topic`` yet. A routed post is made once per place
+    (a person's DM, a team's channel) and edited in place after: a second one would show the
+    same issue twice, and every later change would edit both."""
+    held = {
+        Target(platform, kind, ref)
+        for platform, kind, ref in session.execute(
+            select(Outbox.platform, Outbox.target_kind, Outbox.target_ref).where(
+                Outbox.topic == topic, Outbox.update_of_id.is_(None)
+            )
+        )
+    }
+    return [target for target in targets if target not in held]
+
+
 def post_to_person(
     session: Session,
     person: Person,

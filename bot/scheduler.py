@@ -227,10 +227,13 @@ def build_scheduler(
     digest_schedule: str = "0 9 * * mon",
     summariser: Summariser | None = None,
     warehouse: Engine | None = None,
+    catch_up_at_start: bool = True,
 ) -> tuple[BaseScheduler, Leadership]:
     """The jobs, each under an explicit id, in the org's time zone, with minutes of misfire grace.
 
-    A weekly job whose moment passed while no clock ran is caught up at start (it is idempotent).
+    A weekly job whose moment passed while no clock ran is caught up at start (it is idempotent),
+    unless ``catch_up_at_start`` is off (the console: there, /clock runs it when asked); the
+    hourly catch-up still comes.
     """
     leadership = Leadership(engine)
     scheduler: BaseScheduler = (
@@ -272,7 +275,7 @@ def build_scheduler(
         tips_trigger,
         lambda: run_weekly_tips(session_factory, clock, tip_order, content),
     )
-    if due_this_week(tips_trigger, clock(), ZoneInfo(time_zone)):
+    if catch_up_at_start and due_this_week(tips_trigger, clock(), ZoneInfo(time_zone)):
         scheduler.add_job(weekly_tips, id="weekly_tips_catch_up", name="Catch up this week's tip")
     digest_trigger = CronTrigger.from_crontab(digest_schedule, timezone=time_zone)
     weekly_digest = every(
@@ -281,7 +284,7 @@ def build_scheduler(
         digest_trigger,
         lambda: run_weekly_digest(session_factory, clock, content, summariser, warehouse),
     )
-    if due_this_week(digest_trigger, clock(), ZoneInfo(time_zone)):
+    if catch_up_at_start and due_this_week(digest_trigger, clock(), ZoneInfo(time_zone)):
         scheduler.add_job(weekly_digest, id="weekly_digest_catch_up", name="Catch up last week's digest")
 
     def catch_up() -> None:

@@ -237,15 +237,61 @@ def test_kpi_record_is_for_admins_and_replaces_the_weeks_figure(app: CxApp, load
     assert refused.message.text is not None and "administratör" in refused.message.text.casefold()
     assert count(loaded, KpiValue) == 0
     first = say(app, "/cx kpi record churn 1,8 lojalitet n=5200", user="elin")
+    # Nothing was there before: the reply does not claim to replace anything.
     assert first.message.text == (
-        "Registrerade Kundbortfall 1.80 % för Förnyelse och lojalitet, vecka 2026-W47 (5200 svar). "
-        "Den ersätter en tidigare siffra för samma vecka."
+        "Registrerade Kundbortfall 1.80 % för Förnyelse och lojalitet, vecka 2026-W47 (5200 svar)."
     )
-    say(app, "/cx kpi record churn 2.1 loyalty 2026-w47", user="elin")
+    second = say(app, "/cx kpi record churn 2.1 loyalty 2026-w47", user="elin")
+    assert second.message.text == (
+        "Registrerade Kundbortfall 2.10 % för Förnyelse och lojalitet, vecka 2026-W47 (okänt antal svar). "
+        "Den ersätter den tidigare siffran, 1.80 %."
+    )
     with loaded() as session:
         rows = list(session.scalars(select(KpiValue)))
     assert [(r.metric, r.iso_week, r.value, r.n, r.source) for r in rows] == [
         ("churn", "2026-W47", 2.1, None, "chat:elin")
+    ]
+
+
+def test_a_recorded_figure_hidden_by_survey_answers_says_so(app: CxApp, loaded: sessionmaker[Session]) -> None:
+    """Answers for the same stage, metric and week are what /cx kpi and the digest show: a figure
+    recorded beside them is stored, and the admin is told it will not be shown."""
+    import_rows(loaded, nps_rows("2026-11-17", 30, 10, 10))  # 50 NPS answers for loyalty, 2026-W47
+    hidden = say(app, "/cx kpi record nps 55 loyalty", user="elin")
+    assert hidden.message.text == (
+        "Registrerade NPS +55.0 för Förnyelse och lojalitet, vecka 2026-W47 (okänt antal svar). Den kommer inte att visas: "
+        "50 enkätsvar ger NPS för Förnyelse och lojalitet vecka 2026-W47, och svaren går före en registrerad siffra."
+    )
+    assert count(loaded, KpiValue) == 1  # stored all the same: answers may be withdrawn
+    with loaded() as session:
+        elin = session.scalar(select(Person).where(Person.key == "elin"))
+        assert elin is not None
+        elin.chosen_language = "en"
+        session.commit()
+    english = say(app, "/cx kpi record nps 56 loyalty", user="elin").message.text
+    assert english == (
+        "Recorded NPS +56.0 for Renewal and loyalty, week 2026-W47 (number of answers not known). It replaces the earlier figure, +55.0. "
+        "It will not be shown: 50 survey answers give Renewal and loyalty's NPS for week 2026-W47, and answers "
+        "take precedence over a recorded figure."
+    )
+    shown = say(app, "/cx kpi record nps 30 loyalty 2026-W46", user="elin").message.text
+    assert shown == "Recorded NPS +30.0 for Renewal and loyalty, week 2026-W46 (number of answers not known)."  # no answers that week
+    kpis = say(app, "/cx kpi loyalty", user="elin").message.text or ""
+    assert "+56.0" not in kpis  # indeed not shown
+
+
+def test_importing_aggregates_reports_replaced_and_hidden_figures(loaded: sessionmaker[Session]) -> None:
+    import_rows(loaded, nps_rows("2026-11-17", 30, 10, 10))
+    text = b"week,metric,stage,value,n\n2026-W47,churn,loyalty,1.4,5200\n2026-W47,nps,loyalty,12,\n"
+    results = []
+    for _ in range(2):
+        with loaded.begin() as session:
+            org = current_org(session)
+            assert org is not None
+            results.append(import_aggregates(session, org, text, "agg.csv", NOW))
+    assert [r.replaced for r in results] == [0, 2]
+    assert [(h.line, h.week, h.stage, h.metric, h.answers) for h in results[0].hidden] == [
+        (3, "2026-W47", "loyalty", "nps", 50)
     ]
 
 

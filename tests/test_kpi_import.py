@@ -200,3 +200,32 @@ def test_the_command(bare_engine, tmp_path: Path) -> None:  # type: ignore[no-un
         == f"cxbot: {latin}:2: the file is not valid UTF-8"
     )
     assert "Traceback" not in refused.stderr + skipped.stderr + missing.stderr
+
+
+def test_the_command_says_which_figures_replace_and_which_answers_hide(bare_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The demo has NPS answers for loyalty every week: an NPS figure for last week is stored
+    but not shown, and the output says so; churn has no answers and is shown."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.domain.weeks import iso_week, previous_week
+
+    env = cli_env(bare_engine, tmp_path)
+    assert cxbot("demo", env=env, cwd=tmp_path).returncode == 0
+    zone = ZoneInfo("Europe/Stockholm")
+    week = previous_week(iso_week(datetime.now(UTC), zone), zone)
+    figures = tmp_path / "figures.csv"
+    figures.write_text(f"week,metric,stage,value,n\n{week},nps,loyalty,12,\n{week},churn,loyalty,1.3,900\n")
+    first = cxbot("kpi", "import", str(figures), "--aggregates", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.strip().splitlines()
+    # The demo has churn figures for every complete week: this one replaces it.
+    assert lines[0] == f"{figures}: imported 2 figures, 1 of them replacing an earlier figure for their week."
+    assert len(lines) == 2 and lines[1].startswith(f"{figures}:2: stored but not shown: ")
+    assert lines[1].endswith(
+        f"survey answers give loyalty's nps for {week}, and answers take precedence over an imported figure"
+    )
+    again = cxbot("kpi", "import", str(figures), "--aggregates", env=env, cwd=tmp_path)
+    assert again.stdout.strip().splitlines()[0] == (
+        f"{figures}: imported 2 figures, 2 of them replacing an earlier figure for their week."
+    )

@@ -247,7 +247,11 @@ def test_delete_own_and_erase_a_person(oapp: CxApp, loaded: sessionmaker[Session
     )
     assert say(oapp, "/cx observation 1 delete", "mikael").message.text == "Observation #1 är raderad."
     assert say(oapp, "/cx erase mikael", "anna").message.text == "Det är bara administratörer som kan göra det."
-    erased = say(oapp, "/cx erase mikael", "erik").message.text
+    preview = say(oapp, "/cx erase mikael", "erik").message
+    assert preview.header == "Radera Mikael Eriksson?"
+    with loaded() as session:
+        assert session.scalar(select(func.count()).select_from(Observation)) == 2  # nothing gone yet
+    erased = press(oapp, preview.buttons[0].action_id, "erik").message.text
     assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit.")
     with loaded() as session:
         assert session.scalar(select(func.count()).select_from(Observation)) == 0  # the anonymous one too

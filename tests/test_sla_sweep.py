@@ -213,3 +213,43 @@ def test_two_sweeps_at_once_escalate_once(loaded: sessionmaker[Session], clock: 
     # Critical: 1 h window, 3 h late → every step of the chain (erik, anna), each once.
     assert len(per_issue) >= 1
     assert {n for _, n in per_issue} == {2}
+
+
+def test_an_unacknowledged_issue_past_its_resolve_deadline_is_flagged_once(
+    app: CxApp, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    """Nobody acknowledged it: the acknowledge escalation runs its chain, and when the resolve
+    deadline passes too, the assignee and the stage owner hear that as well, once."""
+    say(app, "/cx report faktura: fel moms")
+    due = issue(loaded).resolve_due_at
+    for moment in (due - timedelta(minutes=1), due, due + timedelta(hours=1), due + timedelta(days=3)):
+        sweep_at(loaded, clock, moment)
+    assert events(loaded).count("overdue") == 2  # fatima and oskar
+    overdue = outbox_rows(loaded, Outbox.idempotency_key.like("issue:1:r0:overdue:%"), Outbox.platform == "console")
+    assert {r.target_ref for r in overdue} == {"fatima", "oskar"}
+    texts = {r.target_ref: r.payload["text"] for r in overdue}
+    assert texts["fatima"].startswith("#1 was not resolved by ") and texts["oskar"].startswith(
+        "#1 was not resolved by "
+    )  # both read English
+    assert issue(loaded).resolve_breach_noted_at == due
+    assert issue(loaded).status == "open"
+
+
+def test_a_missed_resolve_deadline_with_no_one_assigned_reaches_the_owner_or_the_cx_lead(
+    app: CxApp, loaded: sessionmaker[Session], clock: Clock
+) -> None:
+    say(app, "/cx report faktura: fel moms")
+    say(app, "/cx issue 1 reassign billing", "fatima")  # with the team: no one person has it
+    say(app, "/cx report prisjämförelse: fel pris visas")  # nobody owns the touchpoint
+    sweep_at(loaded, clock, NOW + timedelta(days=30))
+    told = {
+        number: {
+            r.target_ref
+            for r in outbox_rows(
+                loaded, Outbox.idempotency_key.like(f"issue:{number}:r0:overdue:%"), Outbox.platform == "console"
+            )
+        }
+        for number in (1, 2)
+    }
+    assert told[1] == {"fatima", "oskar"}  # the touchpoint's owner, and the stage's
+    assert told[2] == {"sara"}  # no touchpoint owner: the stage owner alone

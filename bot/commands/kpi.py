@@ -125,19 +125,26 @@ def record(ctx: Context, rest: str) -> Reply:
         raise UserError("journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=PerLanguage.names(stages))
     # Figures arrive after the week they measure: by default the last complete week.
     week = week or previous_week(iso_week(ctx.now, zone), zone)
-    record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
-    return Reply(
-        Message(
-            text=ctx.t(
-                "kpi.recorded",
-                metric=metric_name(ctx.catalogue, ctx.language, metric),
-                value=format_value(metric, value),
-                stage=stage.name(ctx.language),
-                week=week,
-                n=ctx.t("kpi.details.n", n=n) if n is not None else ctx.t("kpi.n_unknown"),
-            )
+    fate = record_value(ctx.session, org, metric, stage, week, value, n, recorded_in_chat_by(admin.key), ctx.now)
+    stage_name = stage.name(ctx.language)
+    metric_label = metric_name(ctx.catalogue, ctx.language, metric)
+    said = [
+        ctx.t(
+            "kpi.recorded",
+            metric=metric_label,
+            value=format_value(metric, value),
+            stage=stage_name,
+            week=week,
+            n=ctx.t("kpi.details.n", n=n) if n is not None else ctx.t("kpi.n_unknown"),
         )
-    )
+    ]
+    if fate.earlier is not None:  # only then: there may have been nothing to replace
+        said.append(ctx.t("kpi.recorded_replaces", earlier=format_value(metric, fate.earlier)))
+    if fate.answers:  # stored, but the answers are what everyone sees: the admin must know
+        said.append(
+            ctx.t("kpi.recorded_hidden", answers=fate.answers, metric=metric_label, stage=stage_name, week=week)
+        )
+    return Reply(Message(text=" ".join(said)))
 
 
 def preview_digest(ctx: Context, rest: str) -> Reply:

@@ -9,7 +9,9 @@ from bot.commands.issues import outcome_reply, parse_number
 from bot.domain.issues import defuse_mentions
 from bot.domain.journey_map import Severity
 from bot.messages import Button, CaptureRequest, Message, MessageField, Reaction, Reply
-from bot.services.erasure import erase_person
+from bot.services import confirmations
+from bot.services.confirmations import DELETE_OBSERVATION, ERASE, LIFETIME
+from bot.services.erasure import erase_person, erasure_preview
 from bot.services.journey import current_org
 from bot.services.observations import ObservationService, classify_observation
 from bot.store.models import Identity, Observation, ObservationSeer, Person
@@ -120,6 +122,68 @@ def capture_reply(ctx: Context, request: CaptureRequest) -> Reply:
     )
 
 
+def confirm_buttons(ctx: Context, token: str, verb: str) -> list[Button]:
+    return [
+        Button(action_id=f"confirm:{token}:yes", label=ctx.t(f"confirm.{verb}"), style="danger"),
+        Button(action_id=f"confirm:{token}:no", label=ctx.t("confirm.cancel")),
+    ]
+
+
+def minutes() -> int:
+    return int(LIFETIME.total_seconds() // 60)
+
+
+def confirm_erase(ctx: Context, admin: Person, person: Person) -> Reply:
+    preview = erasure_preview(ctx.session, person)
+    token = confirmations.ask(ctx.session, admin, ERASE, person.id, ctx.now)
+    identities = ", ".join(f"{platform} ({ref})" for platform, ref in preview.identities) or "–"
+    return Reply(
+        Message(
+            header=ctx.t("observations.erase_header", name=preview.name),
+            text=ctx.t("observations.erase_preview", name=preview.name, minutes=minutes()),
+            fields=[
+                MessageField(label=ctx.t("observations.erase_person"), value=f"{preview.name} ({preview.key})"),
+                MessageField(label=ctx.t("observations.erase_observations"), value=str(preview.observations)),
+                MessageField(label=ctx.t("observations.erase_issues"), value=str(preview.issues)),
+                MessageField(label=ctx.t("observations.erase_identities"), value=identities),
+            ],
+            context=[ctx.t("observations.erase_uncounted")],
+            buttons=confirm_buttons(ctx, token, "erase"),
+        )
+    )
+
+
+def erase_confirmed(ctx: Context, person_id: int) -> Reply:
+    admin = ctx.require_admin()  # still an admin, minutes later
+    person = ctx.session.get(Person, person_id)
+    if person is None:
+        raise UserError("observations.erase_gone")
+    if person.id == admin.id:
+        raise UserError("observations.erase_self")
+    erased = erase_person(ctx.session, person, ctx.now, ctx.catalogue)
+    # No counts: how many were anonymous would tell what they had said without their name.
+    text = ctx.t("observations.erased", name=erased.name)
+    if erased.in_journey_file:  # the next load would add them back: the admin should know
+        text += " " + ctx.t("observations.erased_in_file")
+    return Reply(Message(text=text))
+
+
+def confirm_delete(ctx: Context, person: Person, observation: Observation) -> Reply:
+    token = confirmations.ask(ctx.session, person, DELETE_OBSERVATION, observation.id, ctx.now)
+    number = observation.id
+    return Reply(
+        Message(
+            header=ctx.t("observations.delete_header", number=number),
+            text=ctx.t("observations.delete_linked", number=number, issue=observation.issue_id, minutes=minutes()),
+            buttons=confirm_buttons(ctx, token, "delete"),
+        )
+    )
+
+
+def cancelled(ctx: Context, key: str, **values: object) -> Reply:
+    return Reply(Message(text=ctx.t(f"observations.{key}", **values)))
+
+
 def register(registry: Registry) -> None:
     @registry.command("observe", "observe [anonymous] <what you saw>", "observera")
     def observe(ctx: Context, rest: str) -> Reply:
@@ -184,6 +248,11 @@ def register(registry: Registry) -> None:
                 )
             )
         if verb in ("delete", "radera"):
+            observation = observations.get(number)
+            if observation.issue_id is not None:  # an issue came from it: ask first
+                if not observations.may_change(observation, person):
+                    raise UserError("observations.not_yours", number=number)
+                return confirm_delete(ctx, person, observation)
             observations.delete(number, person)
             return Reply(Message(text=ctx.t("observations.deleted", number=number)))
         if verb in ("report", "rapportera"):
@@ -195,18 +264,32 @@ def register(registry: Registry) -> None:
 
     @registry.command("erase", "erase <person>", "radera", admin=True)
     def erase(ctx: Context, rest: str) -> Reply:
-        ctx.require_admin()
+        admin = ctx.require_admin()
         org = ctx.require_org()
         key = rest.strip().lstrip("@").casefold()
         person = ctx.session.scalar(select(Person).where(Person.org_id == org.id, Person.key == key))
         if person is None:
             raise UserError("issues.unknown_assignee", text=excerpt(rest) or "–")
-        erased = erase_person(ctx.session, person, ctx.now, ctx.catalogue)
-        # No counts: how many were anonymous would tell what they had said without their name.
-        text = ctx.t("observations.erased", name=erased.name)
-        if erased.in_journey_file:  # the next load would add them back: the admin should know
-            text += " " + ctx.t("observations.erased_in_file")
-        return Reply(Message(text=text))
+        if person.id == admin.id:
+            raise UserError("observations.erase_self")
+        # Nothing goes yet: a preview, and buttons that work once, for this admin, for minutes.
+        return confirm_erase(ctx, admin, person)
+
+    @registry.click("confirm")
+    def confirmed(ctx: Context, parts: list[str], value: str) -> Reply:
+        if len(parts) != 2 or parts[1] not in ("yes", "no"):
+            raise UserError("common.unknown_action")
+        person = ctx.require_person()
+        answer = confirmations.answer(ctx.session, parts[0], person, ctx.now)
+        if answer.action == ERASE:
+            return erase_confirmed(ctx, answer.subject_id) if parts[1] == "yes" else cancelled(ctx, "erase_cancelled")
+        if answer.action == DELETE_OBSERVATION:
+            number = answer.subject_id
+            if parts[1] == "no":
+                return cancelled(ctx, "delete_cancelled", number=number)
+            service(ctx).delete(number, person)  # asks again whether they may: things change in minutes
+            return Reply(Message(text=ctx.t("observations.deleted", number=number)))
+        raise UserError("common.unknown_action")
 
     @registry.click("observation")
     def observation_click(ctx: Context, parts: list[str], value: str) -> Reply:

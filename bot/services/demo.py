@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, cast, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain.issues import IssueAction, parse_report
 from bot.i18n import Catalogue
-from bot.outbox import SENT
+from bot.outbox import SENT, SUPERSEDED
 from bot.services.issues import Created, IssueService
 from bot.services.tips import SUBSCRIPTION_KINDS, subscribe
 from bot.store.models import Issue, Org, Outbox, Person
@@ -53,7 +53,7 @@ def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: date
     """Create the demo issues unless the database already has issues; returns how many."""
     if session.scalar(select(func.count()).select_from(Issue).where(Issue.org_id == org.id)):
         return 0
-    first_post = session.scalar(select(func.max(Outbox.id))) or 0
+    first_post = last_post_id(session)
     people = {p.key: p for p in session.scalars(select(Person).where(Person.org_id == org.id))}
     created = 0
     zone = ZoneInfo(org.time_zone)
@@ -75,8 +75,37 @@ def seed_demo_issues(session: Session, org: Org, catalogue: Catalogue, now: date
                 service.change(
                     outcome.issue.id, people[actor], IssueAction.RESOLVE, cause=cause, action_taken=taken.strip()
                 )
-    session.execute(update(Outbox).where(Outbox.id > first_post).values(status=SENT, sent_at=now))
+    mark_demo_posts_as_history(session, first_post, now)
     return created
+
+
+def last_post_id(session: Session) -> int:
+    """Where the outbox stands: the demo's posts are those after it."""
+    return session.scalar(select(func.max(Outbox.id))) or 0
+
+
+def mark_demo_posts_as_history(session: Session, after_id: int, now: datetime, *, console_only: bool = False) -> None:
+    """The seeding's posts are history: not shown again when the console starts. On the console
+    they count as delivered, with the reference the console would have given them, so that a
+    later change edits them in place (with no reference, an edit can only be a new message). On
+    Slack and Discord they were never posted: nothing there to edit, so their edits are dropped
+    rather than sent as new messages. ``console_only``: leave the other platforms' posts be."""
+    console_ref = literal("console-") + cast(func.coalesce(Outbox.update_of_id, Outbox.id), String)
+    demo = Outbox.id > after_id
+    session.execute(
+        update(Outbox)
+        .where(demo, Outbox.platform == "console")
+        .values(status=SENT, sent_at=now, platform_ref=console_ref)
+        .execution_options(synchronize_session=False)
+    )
+    if console_only:  # what Slack and Discord users should still get (the journey-load notices)
+        return
+    session.execute(
+        update(Outbox)
+        .where(demo, Outbox.platform != "console")
+        .values(status=SUPERSEDED, last_error="demo history: never posted on this platform")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def subscribe_demo_channel(session: Session, org: Org, now: datetime) -> None:

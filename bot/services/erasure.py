@@ -21,6 +21,7 @@ from bot.domain.weeks import iso_week
 from bot.i18n import Catalogue
 from bot.messages import Message
 from bot.outbox import PENDING, SENDING, SENT, Target, enqueue
+from bot.services.confirmations import forget as forget_confirmations
 from bot.services.issues import IssueService, routed_topic
 from bot.services.kpi_import import ERASED_CHAT_SOURCE, recorded_in_chat_by
 from bot.store.models import (
@@ -51,6 +52,39 @@ class Erased:
 
     name: str
     in_journey_file: bool
+
+
+@dataclass(frozen=True)
+class ErasurePreview:
+    """What the admin is shown before an erasure. Counts only what carries the person's name: an
+    anonymous observation or report goes too, but counting it would tell the admin it exists."""
+
+    name: str
+    key: str
+    identities: list[tuple[str, str]]  # (platform, user id)
+    observations: int  # under their name
+    issues: int  # they reported or +1'd by name, are assigned, or acted on
+
+
+def erasure_preview(session: Session, person: Person) -> ErasurePreview:
+    identities = session.execute(
+        select(Identity.platform, Identity.external_user_id)
+        .where(Identity.person_id == person.id)
+        .order_by(Identity.platform)
+    ).all()
+    observations = session.scalar(
+        select(func.count()).select_from(Observation).where(Observation.author_id == person.id, ~Observation.anonymous)
+    )
+    issues = (
+        select(Issue.id)
+        .where(Issue.assignee_id == person.id)
+        .union(
+            select(IssueFollower.issue_id).where(IssueFollower.person_id == person.id, ~IssueFollower.anonymous),
+            select(IssueEvent.issue_id).where(IssueEvent.actor_id == person.id),
+        )
+    )
+    touched = session.scalar(select(func.count()).select_from(issues.subquery()))
+    return ErasurePreview(person.name, person.key, [(p, ref) for p, ref in identities], observations or 0, touched or 0)
 
 
 def erase_person(
@@ -206,6 +240,7 @@ class _Erasure:
             .values(source=ERASED_CHAT_SOURCE)
             .execution_options(synchronize_session=False)
         )
+        forget_confirmations(session, person_id)
         user_ids = [user_id for _, user_id in self.targets]
         for statement in (
             delete(IssueFollower).where(IssueFollower.person_id == person_id),

@@ -35,7 +35,15 @@ from bot.domain.matching import Candidate, MatchKind, Scored, match_touchpoint, 
 from bot.domain.sla import WorkingHours, deadlines
 from bot.i18n import Catalogue, PerLanguage
 from bot.messages import Message
-from bot.outbox import edit_posts, post_to_person, post_to_team
+from bot.outbox import (
+    edit_posts,
+    person_targets,
+    post_to_person,
+    post_to_targets,
+    post_to_team,
+    team_targets,
+    without_post_about,
+)
 from bot.services import issue_views as views
 from bot.store.db import for_update
 from bot.store.models import (
@@ -490,6 +498,11 @@ class IssueService:
             )
         if person is None and team is None:
             raise UserError("issues.unknown_assignee", text=excerpt(target) or "–")
+        if (person is not None and issue.assignee_id == person.id) or (
+            team is not None and issue.assignee_id is None and issue.assignee_team_id == team.id
+        ):
+            # Nothing changes: no event, no edit, and above all no second copy of the post.
+            raise UserError("issues.already_assigned", number=issue.id, to=excerpt(target))
         # A new owner gets their own reminder before the deadline.
         issue.reminded_at = None
         if person is not None:
@@ -501,17 +514,19 @@ class IssueService:
             self._event(issue, "reassigned", actor, to_team=team.key)
         # The relationships were read before the ids changed: read them again when shown.
         self.session.expire(issue, ["assignee", "assignee_team"])
-        # Edit what was posted so far, then tell the new owner with the issue as it is now.
+        # Edit what was posted so far, then show the issue as it is now to the new owner, in the
+        # places that do not have it yet: one routed post per person and channel, edited after.
         self.refresh_routed(issue)
         topic, compose = routed_topic(issue), self.routed_composer(issue)
         if person is not None:
+            targets = without_post_about(self.session, topic, person_targets(self.session, person))
             language = language_for(person, self.org, self.org.language)
             key = f"{topic}:dm:{person.key}:v{issue.version}"
-            post_to_person(self.session, person, compose, language, key, self.now, topic=topic)
         else:
             assert team is not None
-            key = f"{topic}:team:{team.key}:v{issue.version}"
-            post_to_team(self.session, team, compose, self.org.language, key, self.now, topic=topic)
+            targets = without_post_about(self.session, topic, team_targets(self.session, team))
+            language, key = self.org.language, f"{topic}:team:{team.key}:v{issue.version}"
+        post_to_targets(self.session, targets, compose, language, key, self.now, topic)
         return issue
 
     def join(self, issue: Issue, person: Person, anonymous: bool) -> Joined:

@@ -52,6 +52,51 @@ class ImportResult:
     already_there: int = 0
     errors: list[RowError] = field(default_factory=list)
     refused: bool = False  # invalid rows and no skip_invalid: nothing was imported
+    replaced: int = 0  # aggregated figures that replaced an earlier one for their week
+    # Aggregated figures stored but not shown: survey answers for the same stage, metric and
+    # week are what /cx kpi and the digest compute from.
+    hidden: list[HiddenFigure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HiddenFigure:
+    line: int
+    week: str
+    stage: str
+    metric: str
+    answers: int
+
+
+@dataclass(frozen=True)
+class StoredFigure:
+    """What became of one aggregated figure: the one it replaced (None: there was none), and how
+    many survey answers for its stage, metric and week take precedence over it (0: it is shown)."""
+
+    earlier: float | None
+    answers: int
+
+
+def fate_of(session: Session, org_id: int, stage_id: int, metric: str, week: str) -> StoredFigure:
+    """Read before a figure is stored: what it will replace, and whether answers will hide it."""
+    earlier = session.scalar(
+        select(KpiValue.value).where(
+            KpiValue.org_id == org_id,
+            KpiValue.stage_id == stage_id,
+            KpiValue.metric == metric,
+            KpiValue.iso_week == week,
+        )
+    )
+    answers = session.scalar(
+        select(func.count())
+        .select_from(SurveyResponse)
+        .where(
+            SurveyResponse.org_id == org_id,
+            SurveyResponse.stage_id == stage_id,
+            SurveyResponse.metric == metric,
+            SurveyResponse.iso_week == week,
+        )
+    )
+    return StoredFigure(earlier, answers or 0)
 
 
 class ImportFileError(Exception):
@@ -378,7 +423,7 @@ def import_aggregates(
     rows = read_rows(raw, AGGREGATE_COLUMNS, AGGREGATE_OPTIONAL)
     stages, _ = _lookups(session, org)
     result = ImportResult(rows=len(rows))
-    valid = []
+    valid: list[tuple[int, dict[str, object]]] = []
     for line, row in rows:
         reason = row.get("__error__")
         values: dict[str, object] = {}
@@ -388,11 +433,19 @@ def import_aggregates(
             result.errors.append(RowError(line, reason))
             continue
         values.update(org_id=org.id, source=source[:200], recorded_at=now)
-        valid.append(values)
+        valid.append((line, values))
     if result.errors and not skip_invalid:
         result.refused = True
         return result
-    upsert_values(session, valid)
+    stage_keys = {stage_id: key for key, stage_id in stages.items()}
+    for line, values in valid:
+        stage_id, metric, week = values["stage_id"], str(values["metric"]), str(values["iso_week"])
+        assert isinstance(stage_id, int)  # _aggregate found it among the stages
+        fate = fate_of(session, org.id, stage_id, metric, week)
+        result.replaced += fate.earlier is not None
+        if fate.answers:
+            result.hidden.append(HiddenFigure(line, week, stage_keys[stage_id], metric, fate.answers))
+    upsert_values(session, [values for _, values in valid])
     result.imported = len(valid)
     return result
 
@@ -432,8 +485,10 @@ def record_value(
     n: int | None,
     source: str,
     now: datetime,
-) -> None:
-    """One figure by hand (/cx kpi record) or from the warehouse; the caller has checked it."""
+) -> StoredFigure:
+    """One figure by hand (/cx kpi record) or from the warehouse; the caller has checked it.
+    Returns what it replaced and whether survey answers hide it."""
+    fate = fate_of(session, org.id, stage.id, metric.value, week)
     upsert_values(
         session,
         [
@@ -449,6 +504,7 @@ def record_value(
             }
         ],
     )
+    return fate
 
 
 def _aggregate(row: dict[str, str], stages: dict[str, int]) -> tuple[str | None, dict[str, object]]:

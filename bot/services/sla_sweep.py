@@ -55,6 +55,16 @@ def escalation_chain(service: IssueService, issue: Issue) -> list[Person]:
     return chain
 
 
+def resolve_breach_recipients(service: IssueService, issue: Issue) -> list[Person]:
+    """Who hears of a missed resolve deadline: the assignee (the touchpoint's owner when the
+    issue lies with a team and nobody has taken it), and the stage owner; the CX lead when there
+    is neither."""
+    told = [p for p in (issue.assignee or issue.touchpoint.owner, issue.stage.owner) if p is not None]
+    if not told:
+        told = [p for p in service.fallback_people() if p.is_cx_lead]
+    return list({p.id: p for p in told if p.archived_at is None}.values())
+
+
 def sweep(service: IssueService) -> SweepReport:
     session, org, now = service.session, service.org, service.now
     report = SweepReport()
@@ -91,10 +101,12 @@ def sweep(service: IssueService) -> SweepReport:
             if owner is not None and issue.reminded_at is None and reminder_due(now, issue.ack_due_at, acknowledge):
                 due_reminders[owner.id].append(issue)
                 people[owner.id] = owner
-        elif issue.resolve_breach_noted_at is None and now >= issue.resolve_due_at:
+        # Acknowledged or not: an issue still open at its resolve deadline is flagged, once per
+        # round. An unacknowledged one is being escalated for its first deadline already; the
+        # second is news of its own (the customer has now waited past the promise).
+        if issue.resolve_breach_noted_at is None and now >= issue.resolve_due_at:
             issue.resolve_breach_noted_at = now
-            told = [p for p in (issue.assignee, issue.stage.owner) if p is not None]
-            for person in {p.id: p for p in told}.values():
+            for person in resolve_breach_recipients(service, issue):
                 _notify(service, issue, person, "resolve", 0)
             report.overdue += 1
 

@@ -383,6 +383,22 @@ class ReportDraft(Base):
     used_at: Mapped[datetime | None]
 
 
+class PendingConfirmation(Base):
+    """A destructive command shown as a preview, waiting for its *Confirm* button: what it will
+    do, for which admin, until when. A row, not a signed button value: a button must work once
+    (and not after *Cancel*), which only stored state can promise. Deleted when answered."""
+
+    __tablename__ = "pending_confirmation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # "erase", "delete-observation"
+    subject_id: Mapped[int]  # the person to erase, the observation to delete
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class Subscription(Base):
     """A channel that receives the weekly tip or digest."""
 

@@ -40,9 +40,21 @@ from tests.discord_stub import DiscordStub
 from tests.reliability.test_bad_input import APOLOGY, snapshot
 from tests.slack_stub import SlackStub
 from tests.test_console import run_console
-from tests.test_discord import ADMIN_ROLE, MANAGE_GUILD, Running, callbacks, embed_text, member, running, slash
+from tests.test_discord import (
+    ADMIN_ROLE,
+    MANAGE_GUILD,
+    Running,
+    callbacks,
+    embed_text,
+    interaction,
+    member,
+    message,
+    running,
+    slash,
+)
 from tests.test_discord import stub as discord_stub
 from tests.test_slack import command, core, no_proxy, signature_clock, slack, texts_of
+from tests.test_slack import interaction as slack_interaction
 from tests.test_slack import stub as slack_stub
 
 # The adapters' own fixtures, imported and then asked for by name. Slack's and Discord's stubs
@@ -243,6 +255,15 @@ def check_not_refused(
     return shown
 
 
+def erased(loaded: sessionmaker[Session], key: str = "david") -> bool:
+    with loaded() as session:
+        return session.scalar(select(Person).where(Person.key == key)) is None
+
+
+ERASE_LABELS = {CATALOGUE.text(language, "confirm.erase") for language in ("sv", "en")}
+ERASE_DONE = {CATALOGUE.text(language, "observations.erased", name="David Andersson") for language in ("sv", "en")}
+
+
 # --- the console and Slack: commands typed ----------------------------------------------------------
 
 Ask = Callable[[str, str], str]  # (what is typed, by whom: their id on the platform) → what they see
@@ -275,6 +296,23 @@ class TestConsole(TypedCommands):
         run_console(core, loaded, [])  # the journey-load notices are shown (sent) before the test
         return lambda typed, user_id: run_console(core, loaded, [f"/cx {typed}"], person=user_id)
 
+    def test_an_admin_erases_by_pressing_the_preview_button(self, core: CxApp, loaded: sessionmaker[Session]) -> None:
+        """`/cx erase` is a preview with numbered buttons: typing the Erase button's number erases."""
+        import io
+
+        from adapters.console import ConsoleAdapter
+
+        run_console(core, loaded, [])
+        user_id, _ = person_facts(loaded, ADMIN, self.platform)
+        out = io.StringIO()
+        console = ConsoleAdapter(core, loaded, user_id, out=out, echo=True)
+        console.run(["/cx erase david"])
+        assert not erased(loaded)
+        number = next(n for n, b in console.buttons.items() if b.button.label in ERASE_LABELS)
+        console.run([str(number)])
+        assert erased(loaded), out.getvalue()
+        assert any(done in out.getvalue() for done in ERASE_DONE)
+
 
 class TestSlack(TypedCommands):
     platform = "slack"
@@ -293,6 +331,28 @@ class TestSlack(TypedCommands):
             return answers[-1]["text"] + "\n" + texts_of(answers[-1]["blocks"])
 
         return answer
+
+    def test_an_admin_erases_by_pressing_the_preview_button(
+        self, slack: SlackBot, stub: SlackStub, loaded: sessionmaker[Session]
+    ) -> None:
+        """The preview comes through the response URL with Block Kit buttons; the Erase button's
+        block_actions payload erases."""
+        user_id, _ = person_facts(loaded, ADMIN, self.platform)
+        command(slack, "erase david", user=user_id)
+        preview = stub.called("response_url")[-1]
+        buttons = [e for b in preview["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        erase = next(b for b in buttons if b["text"]["text"] in ERASE_LABELS)
+        assert not erased(loaded)
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id},
+            "channel": {"id": "C0NLCXCX007"},
+            "trigger_id": "trig-erase",
+            "actions": [{"action_id": erase["action_id"], "value": erase.get("value", ""), "type": "button"}],
+        }
+        assert slack_interaction(slack, payload, stub).status == 200
+        assert erased(loaded)
+        assert any(done in stub.called("response_url")[-1]["text"] for done in ERASE_DONE)
 
     @pytest.mark.parametrize("typed", SUBSCRIPTIONS)
     def test_a_refused_subscription_joins_no_channel(
@@ -373,3 +433,23 @@ class TestDiscord:
             return discord_answer(running, stub, admin_command.text, user_id, roles=(ADMIN_ROLE,))
 
         assert not check_not_refused(loaded, "discord", admin_command, ask).startswith("🔒")
+
+    def test_an_admin_erases_by_pressing_the_preview_button(
+        self, running: Running, stub: DiscordStub, loaded: sessionmaker[Session]
+    ) -> None:
+        """The preview's buttons are components whose ids carry the core's action; pressing
+        Erase (a component interaction) erases."""
+        user_id, _ = person_facts(loaded, ADMIN, "discord")
+        running.feed(slash("erase", "david", member=member(int(user_id), roles=(ADMIN_ROLE,))))
+        preview = callbacks(stub)[0]["data"]
+        buttons = [c for row in preview["components"] for c in row["components"]]
+        erase = next(b for b in buttons if b["label"] in ERASE_LABELS)
+        assert not erased(loaded)
+        shown = message(800000000000000009, components=preview["components"])
+        running.feed(
+            interaction(3, {"custom_id": erase["custom_id"], "component_type": 2}, user=int(user_id), message=shown)
+        )
+        answer = callbacks(stub, 2)[-1]
+        assert answer["data"]["flags"] & 64  # privately
+        assert erased(loaded)
+        assert any(done in (answer["data"].get("content") or "") + embed_text(answer["data"]) for done in ERASE_DONE)

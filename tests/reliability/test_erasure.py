@@ -134,6 +134,12 @@ class World:
     def press(self, who: str, action_id: str) -> Reply:
         return self.app.click(Click("slack", "T0NL", SLACK[who], CX_CHANNEL, action_id))
 
+    def erase(self, who: str, key: str) -> Reply:
+        """``/cx erase``: a preview first, then the admin presses its *Erase* button."""
+        preview = self.say(who, f"/cx erase {key}")
+        assert [b.action_id.rsplit(":", 1)[-1] for b in preview.message.buttons] == ["yes", "no"], preview
+        return self.press(who, preview.message.buttons[0].action_id)
+
     def settle(self) -> None:
         """What the bot does after replying (classifying observations)."""
         while self.later:
@@ -378,7 +384,7 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
     others, texts = others_observations(sf), issue_texts(sf)
     assert len(others) == 3  # jonas's two (one captured by him), elin's anonymous one
 
-    reply = world.say("erik", f"/cx erase {KEY}")
+    reply = world.erase("erik", KEY)
 
     # Polite and clear, to the admin alone; the name is what he asked to erase, echoed once.
     assert reply.message.text == CATALOGUE.text("sv", "observations.erased", name=NAME) + " " + CATALOGUE.text(
@@ -467,16 +473,17 @@ def test_a_failed_erasure_erases_nothing(
     world.say(KEY, "/cx observe zanzibar-quokka-1 kunden ringde om fakturan")
     world.say(KEY, "/cx report faktura: zanzibar-quokka-4 fakturan visar dubbla belopp")
     world.deliver()
+    preview = world.say("erik", f"/cx erase {KEY}")
     before = every_row(engine)
 
     def broken(*_: object) -> None:
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr("bot.services.issues.IssueService.refresh_routed", broken)
-    reply = world.say("erik", f"/cx erase {KEY}")
+    reply = world.press("erik", preview.message.buttons[0].action_id)
     assert reply.message.text == CATALOGUE.text("sv", "common.internal_error")
     after = every_row(engine)
-    assert after == before  # the erase command's own delivery record rolled back with the rest
+    assert after == before  # the question stays unanswered, and nothing of the erasure was kept
     assert log_leaks(caplog) == []
 
 
@@ -487,7 +494,7 @@ def test_a_colleagues_words_lose_his_name_and_keep_the_rest(world: World, engine
     world.say("leila", f"/cx report faktura: {NAME} lovade kunden en återbetalning per telefon")
     number = world.number("återbetalning")
     world.deliver()
-    world.say("erik", f"/cx erase {KEY}")
+    world.erase("erik", KEY)
     someone = CATALOGUE.text("sv", "erasure.someone")
     assert issue_texts(world.session_factory)[number][0] == f"{someone} lovade kunden en återbetalning per telefon"
     edits = [p for p in world.deliver() if p.edit_ref and f"#{number}" in p.message.model_dump_json()]
@@ -506,7 +513,7 @@ def test_a_post_that_may_be_on_the_platform_gets_its_edit(world: World) -> None:
         assert routed
         for row in routed:
             row.status, row.delivery_unknown, row.platform_ref = "pending", True, None
-    world.say("erik", f"/cx erase {KEY}")
+    world.erase("erik", KEY)
     with world.session_factory() as session:
         edits = session.scalars(select(Outbox).where(Outbox.update_of_id.in_([r.id for r in routed]))).all()
         assert {e.update_of_id for e in edits} == {r.id for r in routed}
