@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, BinaryIO, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.content import Content, load_content
 from bot.domain.journey_map import load_journey_file
 from bot.domain.tips import TipsFileError
-from bot.domain.weeks import parse_week
+from bot.domain.weeks import BadWeek, parse_week
 from bot.i18n import CatalogueError
 from bot.llm import Classifier, Summariser, build_classifier, build_summariser
 from bot.outbox import Sender, drain_until
@@ -582,11 +582,12 @@ def kpi_import(
     settings = load_settings()
     setup_logging(settings)
     try:
-        raw = file.read_bytes()
+        # Read as it is imported, never whole: an endless line is refused at its first 64 KiB.
+        raw = file.open("rb")
     except OSError as exc:
         fail(f"{file}: cannot read the file: {exc.strerror}")
     _, session_factory = open_database(settings)
-    with session_factory.begin() as session:
+    with raw, session_factory.begin() as session:
         org = current_org(session)
         if org is None:
             fail("no journey map is loaded; run `cxbot journey load FILE` first")
@@ -608,13 +609,15 @@ def kpi_import(
     typer.echo(f"{file}: imported {result.imported} {kind} ({result.already_there} already there){skipped}.")
 
 
-def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:
+def _import_with_progress(session: Session, org: Org, raw: BinaryIO, name: str, skip_invalid: bool) -> ImportResult:
     if not sys.stderr.isatty():
         return import_answers(session, org, raw, name, skip_invalid=skip_invalid)
     from rich.progress import Progress
 
+    lines = sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(1 << 20), b""))
+    raw.seek(0)
     with Progress(transient=True) as progress:
-        task = progress.add_task("importing", total=raw.count(b"\n"))
+        task = progress.add_task("importing", total=lines)
         return import_answers(
             session, org, raw, name, skip_invalid=skip_invalid, progress=lambda n: progress.advance(task, n)
         )
@@ -655,10 +658,9 @@ def week_option(week: str | None, org: Org) -> str:
     if week is None:
         return last_complete_week(utc_now(), zone)
     try:
-        year, number = parse_week(week.upper())
-    except ValueError as exc:
+        return parse_week(week)
+    except BadWeek as exc:
         fail(f"--week: {exc}")
-    return f"{year}-W{number:02d}"
 
 
 @app.command("digest")

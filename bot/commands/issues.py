@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.errors import no_more_words
 from bot.domain.issues import (
     MAX_ACTION,
     MAX_DESCRIPTION,
@@ -13,6 +14,7 @@ from bot.domain.issues import (
     parse_report,
 )
 from bot.domain.journey_map import Severity
+from bot.domain.numbers import identifier
 from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services import issue_views as views
@@ -77,11 +79,11 @@ def outcome_reply(ctx: Context, outcome: ReportOutcome) -> Reply:
     return Reply(Message(text=ctx.t(key, number=outcome.issue.id, count=outcome.issue.affected_count)))
 
 
-def parse_number(text: str) -> int:
-    cleaned = text.strip().lstrip("#")
-    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 9:
-        raise UserError("issues.issue_usage", given=excerpt(text) or "–")
-    return int(cleaned)
+def parse_number(text: str, usage: str = "issues.issue_usage") -> int:
+    """An issue's (or an observation's) number; the command's usage when there is none."""
+    if not text.strip():
+        raise UserError(usage, given="–")
+    return identifier(text)
 
 
 def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
@@ -193,6 +195,8 @@ def register(registry: Registry) -> None:
         verb, _, argument = command.strip().partition(" ")
         issues = service(ctx)
         verb = verb.casefold()
+        if verb in ("", "details", "detaljer", "ack", "acknowledge", "kvittera", "reopen", "återöppna"):
+            no_more_words(argument.split())
         if not verb or verb in ("details", "detaljer"):
             issue = issues.get_issue(number)
             return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org, ctx.now))
@@ -217,9 +221,9 @@ def register(registry: Registry) -> None:
 
     @registry.click("issue")
     def issue_click(ctx: Context, parts: list[str], value: str) -> Reply:
-        if len(parts) != 2 or not parts[0].isdecimal():
+        if len(parts) != 2:
             raise UserError("common.unknown_action")
-        number, verb = int(parts[0]), parts[1]
+        number, verb = identifier(parts[0]), parts[1]
         person = ctx.require_person()
         issues = service(ctx)
         if verb == "details":
@@ -257,6 +261,6 @@ def register(registry: Registry) -> None:
                     person, draft.request, draft.platform, touchpoint_key=draft.touchpoint_key, allow_duplicate=True
                 ),
             )
-        if choice[0] == "join" and len(choice) == 2 and choice[1].isdecimal():
-            return outcome_reply(ctx, issues.join_offered(draft, person, int(choice[1])))
+        if choice[0] == "join" and len(choice) == 2:
+            return outcome_reply(ctx, issues.join_offered(draft, person, identifier(choice[1])))
         raise UserError("common.unknown_action")

@@ -1,4 +1,4 @@
-"""/cx kpi [stage], /cx kpi record <metric> <value> [stage] [week] [n=N], /cx digest preview [week]."""
+"""/cx kpi [stage] [week], /cx kpi record <metric> <value> <stage> [week] [n=N], /cx digest preview [week]."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import re
 from zoneinfo import ZoneInfo
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.errors import no_more_words
 from bot.domain.kpi import Metric, value_problem
-from bot.domain.weeks import iso_week, parse_week, previous_week
+from bot.domain.numbers import NotANumber, decimal_number, whole_number
+from bot.domain.weeks import WEEK_LIKE, iso_week, parse_week, previous_week
 from bot.messages import Message, Reply
 from bot.services.digest import build_digest, digest_message, store_chart
 from bot.services.journey import active_stages, find_stage
@@ -15,28 +17,36 @@ from bot.services.kpi import org_low_n, stage_reports
 from bot.services.kpi_import import record_value, recorded_in_chat_by
 from bot.services.kpi_views import METRIC_LABELS, format_value, place_lines
 
-WEEK_LIKE = re.compile(r"^\d{4}-[wW]\d{1,3}$")
 N_TOKEN = re.compile(r"^n=(\S*)$", re.IGNORECASE)
 
 
-def week_from(text: str) -> str:
-    try:
-        year, week = parse_week(text.upper())
-    except ValueError:
-        raise UserError("kpi.bad_week", given=excerpt(text)) from None
-    return f"{year}-W{week:02d}"
+def week_and_rest(words: list[str]) -> tuple[str | None, list[str]]:
+    """The one week among the words (``2026-W47``), and the other words. A second week is
+    refused, not silently preferred."""
+    week, others = None, []
+    for word in words:
+        if WEEK_LIKE.fullmatch(word) is None:
+            others.append(word)
+        elif week is None:
+            week = parse_week(word)
+        else:
+            no_more_words([word])
+    return week, others
 
 
 def show_kpis(ctx: Context, rest: str) -> Reply:
     org = ctx.require_org()
     zone = ZoneInfo(org.time_zone)
-    week = iso_week(ctx.now, zone)
+    given, stage_words = week_and_rest(rest.split())
+    week = given or iso_week(ctx.now, zone)
     stages = active_stages(ctx.session, org)
     chosen = stages
-    if rest.strip():
-        stage = find_stage(stages, rest)
+    if stage_words:
+        stage = find_stage(stages, " ".join(stage_words))
         if stage is None:
-            raise UserError("journey.unknown_stage", text=excerpt(rest), stages=", ".join(s.key for s in stages))
+            raise UserError(
+                "journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=", ".join(s.key for s in stages)
+            )
         chosen = [stage]
     reports = stage_reports(ctx.session, org, week, stages=chosen)
     low_n = org_low_n(org)
@@ -50,7 +60,8 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
             for touchpoint in place.touchpoints:
                 lines.append(f"  {touchpoint.name(ctx.language)}")
                 lines += place_lines(ctx.catalogue, ctx.language, touchpoint, low_n, indent="    • ")
-    header = ctx.t("kpi.header", week=week, previous=previous_week(week, zone))
+    header_key = "kpi.header" if week == iso_week(ctx.now, zone) else "kpi.header_week"
+    header = ctx.t(header_key, week=week, previous=previous_week(week, zone))
     if not lines:
         return Reply(Message(header=header, text=ctx.t("kpi.nothing_yet")))
     return Reply(Message(header=header, text="\n".join(lines), context=[ctx.t("kpi.footer", threshold=low_n)]))
@@ -72,23 +83,25 @@ def record(ctx: Context, rest: str) -> Reply:
             "kpi.unknown_metric", given=excerpt(words[0]), metrics=", ".join(m.value for m in Metric)
         ) from None
     try:
-        value = float(words[1].replace(",", "."))
-    except ValueError:
+        value = decimal_number(words[1])
+    except NotANumber:
         raise UserError("kpi.bad_value", given=excerpt(words[1])) from None
     problem = value_problem(metric, value)
     if problem is not None:
         raise UserError("kpi.value_out_of_range", given=excerpt(words[1]), metric=METRIC_LABELS[metric])
     zone = ZoneInfo(org.time_zone)
-    week, n, stage_words = None, None, []
-    for word in words[2:]:
-        if WEEK_LIKE.match(word):
-            week = week_from(word)
-        elif (found := N_TOKEN.match(word)) is not None:
-            if not found.group(1).isdecimal() or int(found.group(1)) > 10_000_000:
-                raise UserError("kpi.bad_n", given=excerpt(word))
-            n = int(found.group(1))
-        else:
+    week, others = week_and_rest(words[2:])
+    n, stage_words = None, []
+    for word in others:
+        if (found := N_TOKEN.match(word)) is None:
             stage_words.append(word)
+            continue
+        if n is not None:
+            no_more_words([word])
+        try:
+            n = whole_number(found.group(1), 0, 10_000_000)
+        except NotANumber:
+            raise UserError("kpi.bad_n", given=excerpt(word)) from None
     stages = active_stages(ctx.session, org)
     if not stage_words:
         raise UserError("kpi.stage_needed", stages=", ".join(s.key for s in stages))
@@ -121,9 +134,8 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
     words = rest.split()
     if not words or words[0].casefold() not in ("preview", "förhandsvisa", "visa"):
         raise UserError("digest.usage")
-    if len(words) > 2:
-        raise UserError("digest.usage")
-    week = week_from(words[1]) if len(words) == 2 else previous_week(iso_week(ctx.now, zone), zone)
+    no_more_words(words[2:])
+    week = parse_week(words[1]) if len(words) == 2 else previous_week(iso_week(ctx.now, zone), zone)
     digest = build_digest(ctx.session, org, week, catalogue=ctx.catalogue, tips=ctx.tips, now=ctx.now)
     chart = None if digest.empty else store_chart(ctx.session, digest, ctx.language, ctx.now)
     message = digest_message(ctx.catalogue, ctx.language, digest, chart)
@@ -132,7 +144,7 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
 
 def register(registry: Registry) -> None:
     @registry.command(
-        "kpi", "kpi [stage|record <metric> <value> <stage> [week] [n=N]]", "nyckeltal", admin_words=RECORD_WORDS
+        "kpi", "kpi [stage] [week]|record <metric> <value> <stage> [week] [n=N]", "nyckeltal", admin_words=RECORD_WORDS
     )
     def kpi(ctx: Context, rest: str) -> Reply:
         first, _, remainder = rest.strip().partition(" ")

@@ -343,7 +343,9 @@ def find_stage(stages: list[Stage], text: str) -> Stage | None:
             names[name.casefold()] = stage
     if wanted in names:
         return names[wanted]
-    match = process.extractOne(wanted, list(names), scorer=fuzz.WRatio, score_cutoff=85)
+    # The whole text against the whole name: a near spelling, not a name with words added
+    # ("usage 2026-W47" is not the stage "usage"; WRatio's partial match would say it is).
+    match = process.extractOne(wanted, list(names), scorer=fuzz.ratio, score_cutoff=80)
     return names[match[0]] if match else None
 
 
