@@ -165,7 +165,7 @@ class ConsoleAdapter:
     def press_typed(self, text: str) -> None:
         """A button's number as typed: ``3``, never ``³`` or ``٣`` (bot.domain.numbers)."""
         try:
-            number = whole_number(text, 1, max(len(self.buttons), 1))
+            number = whole_number(text, 1)  # a number past the last button: press() says so
         except NotANumber as refused:
             log.info("console: no button %s", excerpt(text, 16))
             self.write(self.app.catalogue.text(self.language_hint(), refused.key, **refused.values))

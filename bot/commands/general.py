@@ -31,7 +31,7 @@ def help_reply(ctx: Context, registry: Registry, unknown: str | None = None, abo
 
 
 def register(registry: Registry) -> None:
-    @registry.command("help", "help", "hjälp", "?")
+    @registry.command("help", "help [command]", "hjälp", "?")
     def show_help(ctx: Context, rest: str) -> Reply:
         words = rest.split()
         no_more_words(words[1:])

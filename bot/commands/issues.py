@@ -14,7 +14,7 @@ from bot.domain.issues import (
     parse_report,
 )
 from bot.domain.journey_map import Severity
-from bot.domain.numbers import identifier
+from bot.domain.numbers import NotANumber, identifier
 from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services import issue_views as views
@@ -80,10 +80,19 @@ def outcome_reply(ctx: Context, outcome: ReportOutcome) -> Reply:
 
 
 def parse_number(text: str, usage: str = "issues.issue_usage") -> int:
-    """An issue's (or an observation's) number; the command's usage when there is none."""
-    if not text.strip():
-        raise UserError(usage, given="–")
+    """An issue's (or an observation's) number; the command's usage when there is none (a word
+    without digits is no attempt at a number)."""
+    if not any(c.isnumeric() for c in text):
+        raise UserError(usage, given=excerpt(text) or "–")
     return identifier(text)
+
+
+def number_in_button(text: str) -> int:
+    """The number in a button's id: the bot wrote it, so anything else is a stale or forged button."""
+    try:
+        return identifier(text)
+    except NotANumber:
+        raise UserError("common.unknown_action") from None
 
 
 def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
@@ -223,7 +232,7 @@ def register(registry: Registry) -> None:
     def issue_click(ctx: Context, parts: list[str], value: str) -> Reply:
         if len(parts) != 2:
             raise UserError("common.unknown_action")
-        number, verb = identifier(parts[0]), parts[1]
+        number, verb = number_in_button(parts[0]), parts[1]
         person = ctx.require_person()
         issues = service(ctx)
         if verb == "details":
@@ -262,5 +271,5 @@ def register(registry: Registry) -> None:
                 ),
             )
         if choice[0] == "join" and len(choice) == 2:
-            return outcome_reply(ctx, issues.join_offered(draft, person, identifier(choice[1])))
+            return outcome_reply(ctx, issues.join_offered(draft, person, number_in_button(choice[1])))
         raise UserError("common.unknown_action")

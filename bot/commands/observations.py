@@ -5,11 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.app import Context, Registry, UserError, excerpt
-from bot.commands.issues import outcome_reply, parse_number
+from bot.commands.issues import number_in_button, outcome_reply, parse_number
 from bot.domain.errors import no_more_words
 from bot.domain.issues import defuse_mentions
 from bot.domain.journey_map import Severity
-from bot.domain.numbers import identifier
 from bot.messages import Button, CaptureRequest, Message, MessageField, Reaction, Reply
 from bot.services.erasure import erase_person
 from bot.services.journey import current_org
@@ -218,7 +217,7 @@ def register(registry: Registry) -> None:
             raise UserError("common.unknown_action")
         person = ctx.require_person()
         observations = service(ctx)
-        number, verb = identifier(parts[0]), parts[1]
+        number, verb = number_in_button(parts[0]), parts[1]
         if verb == "details":
             return Reply(observation_message(ctx, observations.get(number)))
         if verb == "report":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
-from bot.domain.numbers import whole_number
+from bot.domain.numbers import NotANumber, whole_number
 from bot.domain.tips import TIP_COUNT
 from bot.messages import Message, Reaction, Reply, ThreadReply
 from bot.services.tips import SUBSCRIPTION_KINDS, TipService, subscribe, unsubscribe
@@ -39,9 +39,11 @@ def register(registry: Registry) -> None:
             _, choice = tips.next_choice(ctx.platform, ctx.channel_id, ctx.tip_order)
             message = tips.message(ctx.language, choice.number, choice.signal, weekly=True)
             return Reply(message.model_copy(update={"context": [ctx.t("tips.next_note"), *message.context]}))
-        if not any(c.isnumeric() for c in wanted):
-            raise UserError("tips.usage", given=excerpt(rest))
-        return Reply(tips.message(ctx.language, whole_number(wanted, 1, TIP_COUNT), None))
+        try:
+            number = whole_number(wanted, 1, TIP_COUNT)
+        except NotANumber:
+            raise UserError("tips.usage", given=excerpt(rest)) from None
+        return Reply(tips.message(ctx.language, number, None))
 
     @registry.command("subscribe", "subscribe tips|digest|all", "prenumerera", admin=True)
     def subscribe_channel(ctx: Context, rest: str) -> Reply:

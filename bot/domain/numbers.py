@@ -28,9 +28,12 @@ class NotANumber(UserError, ValueError):
     """Not a plain number in the range asked for. A polite refusal in chat (its key), and an
     English sentence for the command line and import files (``str()``)."""
 
-    def __init__(self, text: str, low: float | None, high: float | None) -> None:
+    def __init__(self, text: str, low: float | None, high: float | None, *, too_big: bool = False) -> None:
         shown = _shown(text)
-        if low is not None and high is not None and high < ID_MAX:
+        if too_big and (high is None or high >= ID_MAX):  # "from 1 to 2147483647" helps nobody
+            super().__init__("common.number_too_big", given=shown)
+            self.sentence = f"{shown!r} is too big a number"
+        elif low is not None and high is not None and high < ID_MAX:
             super().__init__("common.number_range", given=shown, low=_plain(low), high=_plain(high))
             self.sentence = f"{shown!r} is not a number from {_plain(low)} to {_plain(high)}"
         elif low is not None:
@@ -55,8 +58,10 @@ def whole_number(text: str, low: int | None = None, high: int | None = None) -> 
     if _WHOLE.fullmatch(cleaned) is None:
         raise NotANumber(text, low, high)
     value = int(cleaned)
-    if (low is not None and value < low) or (high is not None and value > high):
+    if low is not None and value < low:
         raise NotANumber(text, low, high)
+    if high is not None and value > high:
+        raise NotANumber(text, low, high, too_big=True)
     return value
 
 
