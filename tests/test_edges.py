@@ -521,6 +521,11 @@ MORE = [
     (ADMIN, "/cx kpi record nps 10 usage n=40"),
     (PERSON, "/cx tip next"),
     (ADMIN, "/cx issue 1 reassign erik"),
+    (PERSON, "/cx issues team web"),
+    (PERSON, "/cx observations stage köp"),
+    (ADMIN, "/cx observation 1 stage köp"),
+    # Not here: "touchpoint <name>" filters. The touchpoint matcher forgives words around a name
+    # on purpose ("the website" is the website), so "faktura zqxj" still finds the invoice.
 ]
 FREE_TEXT = {"report", "observe"}  # the junk is what the person said
 
