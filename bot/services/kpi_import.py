@@ -40,6 +40,7 @@ AGGREGATE_OPTIONAL = ("n",)
 BATCH = 5000  # answers per executemany
 PIPELINE_BATCH = 50_000  # answers per INSERT on PostgreSQL
 MAX_LINE_BYTES = 64 * 1024  # a row is a few dozen bytes; anything near this is not a row
+READ_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,39 @@ def read_rows(raw: Source, required: tuple[str, ...], optional: tuple[str, ...])
 
 
 def _lines(stream: BinaryIO) -> Iterator[str]:
-    """The file's lines, decoded, one at a time. A line longer than MAX_LINE_BYTES is refused
-    as soon as that many bytes are read, with its number: memory stays bounded whatever the
-    file holds (a quoted field across lines is bounded by csv.field_size_limit)."""
-    number = 0
-    while line := stream.readline(MAX_LINE_BYTES + 2):
-        number += 1
-        if len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
-            raise ImportFileError(number, f"the line is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?")
-        try:
-            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise ImportFileError(number, "the file is not valid UTF-8") from None
+    """The file's lines, decoded, read a block at a time. A line longer than MAX_LINE_BYTES is
+    refused, with its number, as soon as the block holding that many of its bytes is read:
+    memory stays bounded whatever the file holds (a quoted field across lines is bounded by
+    csv.field_size_limit)."""
+    number, pending = 0, b""
+    while block := stream.read(READ_BLOCK):
+        block = pending + block
+        cut = block.rfind(b"\n") + 1  # a newline byte is never inside a UTF-8 character
+        whole, pending = block[:cut], block[cut:]
+        if whole:
+            lines = whole.split(b"\n")
+            if max(map(len, lines)) > MAX_LINE_BYTES:  # rare: then look closer (a CR does not count)
+                index = next((i for i, line in enumerate(lines) if len(line.rstrip(b"\r")) > MAX_LINE_BYTES), None)
+                if index is not None:
+                    raise _overlong(number + index + 1)
+            yield from io.StringIO(_decoded(whole, number))
+            number += len(lines) - 1
+        if len(pending) > MAX_LINE_BYTES:
+            raise _overlong(number + 1)
+    if pending:
+        yield _decoded(pending, number)
+
+
+def _overlong(line: int) -> ImportFileError:
+    return ImportFileError(line, f"the line is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?")
+
+
+def _decoded(data: bytes, lines_before: int) -> str:
+    try:
+        return data.decode("utf-8-sig" if lines_before == 0 else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = lines_before + data[: exc.start].count(b"\n") + 1
+        raise ImportFileError(line, "the file is not valid UTF-8") from None
 
 
 def _open_csv(raw: Source, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[str], Iterator[Record]]:
