@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp, excerpt, language_for, utc_now
 from bot.domain.durations import parse_duration
+from bot.domain.numbers import NotANumber, whole_number
+from bot.domain.text import clean_text
 from bot.messages import Button, Click, Invocation, Message, Reaction, Reply, ThreadReply, Visibility
 from bot.outbox import Post, drain
 from bot.services.journey import current_org
@@ -149,22 +151,28 @@ class ConsoleAdapter:
             self.write(f"{self.prompt()}{excerpt(line, 200)}")
         if not line:
             return True
-        if line in ("/quit", "/exit"):
+        # Commands are whole words: "/saying" is not "/say", "/asdf" is not "/as df".
+        word, _, rest = line.partition(" ")
+        word, rest = word.casefold(), rest.strip()
+        if word in ("/quit", "/exit"):
             return False
-        if line.isdigit():
-            self.press(int(line))
-        elif line.startswith("/as"):
-            self.switch_person(line[3:].strip())
-        elif line in ("/help", "/?"):
-            self.write(self.console_help())
-        elif line.startswith("/clock"):
-            self.move_clock(line[6:].strip())
-        elif line.startswith(("/react", "/reply")):
-            self.respond_to_post(line)
-        elif line.startswith("/say"):
-            self.say(line[4:].strip())
-        elif line.lower().startswith("/cx") or line.lower() == "cx":
+        if word in ("/cx", "cx"):
             self.show(self.app.dispatch(self.invocation(line)), "you")
+        elif word == "/as":
+            self.switch_person(rest)
+        elif word in ("/help", "/?"):
+            self.write(self.console_help())
+        elif word == "/clock":
+            self.move_clock(rest)
+        elif word in ("/react", "/reply"):
+            self.respond_to_post(line)
+        elif word == "/say":
+            self.say(clean_text(rest))
+        elif word.startswith("/"):
+            log.info("console: unknown console command (%s characters)", len(word))
+            self.write(self.app.catalogue.text(self.language_hint(), "console.unknown_command", command=excerpt(word)))
+        elif line.lstrip("+-#")[:1].isnumeric():  # meant as a button's number, even if it is not one
+            self.press_typed(line)
         else:
             log.info("console: not a command (%s characters)", len(line))  # what was typed is theirs
             self.write(self.app.catalogue.text(self.language_hint(), "console.not_a_command"))
@@ -181,6 +189,16 @@ class ConsoleAdapter:
             channel_id=self.channel_id,
             text=text,
         )
+
+    def press_typed(self, text: str) -> None:
+        """A button's number as typed: ``3``, never ``³`` or ``٣`` (bot.domain.numbers)."""
+        try:
+            number = whole_number(text, 1)  # a number past the last button: press() says so
+        except NotANumber as refused:
+            log.info("console: no button %s", excerpt(text, 16))
+            self.write(self.app.catalogue.text(self.language_hint(), refused.key, **refused.values))
+            return
+        self.press(number)
 
     def press(self, number: int) -> None:
         numbered = self.buttons.get(number)

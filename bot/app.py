@@ -14,14 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
-from bot.domain.issues import defuse_mentions, shorten
+from bot.domain.errors import UserError
+from bot.domain.text import clean_text, excerpt
 from bot.domain.tips import Tip
 from bot.forms import Form, FormRequest, FormSubmission
 from bot.i18n import Catalogue
@@ -45,15 +46,6 @@ MAX_INPUT_CHARS = 4000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class UserError(Exception):
-    """A mistake the user can fix. Carries a catalogue key, rendered in the user's language."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
 
 
 @dataclass
@@ -171,17 +163,14 @@ class Registry:
 
 
 def parse_command(text: str) -> tuple[str, str]:
-    """``"/cx journey Purchase"`` or ``"journey Purchase"`` → ``("journey", "Purchase")``."""
-    words = text.strip()
-    if words.lower().startswith("/cx"):
-        words = words[3:]
-    sub, _, rest = words.strip().partition(" ")
-    return sub.strip().lower(), rest.strip()
-
-
-def excerpt(text: str, limit: int = 40) -> str:
-    """Echo user input safely: short, on one line, and unable to ping anyone."""
-    return defuse_mentions(shorten(text, limit))
+    """``"/cx journey Purchase"`` or ``"journey Purchase"`` → ``("journey", "Purchase")``.
+    ``/cx`` is a whole word: ``/cxjourney`` is not ``/cx journey``."""
+    words = text.strip().split(maxsplit=1)
+    if words and words[0].lower() == "/cx":
+        words = words[1].split(maxsplit=1) if len(words) > 1 else []
+    if not words:
+        return "", ""
+    return words[0].lower(), words[1].strip() if len(words) > 1 else ""
 
 
 # Logs never carry what people wrote or who they are by name, key or chat id: the right to
@@ -234,7 +223,8 @@ class CxApp:
 
     def dispatch(self, invocation: Invocation) -> Reply:
         started = time.perf_counter()
-        sub, rest = parse_command(invocation.text)
+        # Free text is cleaned here, once, for every command (bot.domain.text).
+        sub, rest = parse_command(clean_text(invocation.text))
         reply = self._dispatch(invocation, sub, rest)
         # The label is a registered command's name, never typed text: a bounded set of series.
         name = sub if sub in self.registry.commands else "unknown"
@@ -313,7 +303,7 @@ class CxApp:
             longest = max((len(v) for v in submission.values.values()), default=0)
             if longest > MAX_INPUT_CHARS:
                 raise UserError("common.too_long", length=longest, limit=MAX_INPUT_CHARS)
-            values = {k: v.strip() for k, v in submission.values.items()}
+            values = {k: clean_text(v) for k, v in submission.values.items()}
             return handlers[1](ctx, parts[1:], values)
 
         return self._run(
@@ -440,7 +430,9 @@ class CxApp:
             request.user_id,
             request.channel_id,
             "capture",
-            lambda ctx: self.registry.capture(ctx, request) if self.registry.capture else Reply(Message()),
+            lambda ctx: (
+                self.registry.capture(ctx, cleaned_capture(request)) if self.registry.capture else Reply(Message())
+            ),
         )
 
     def _run_quiet(
@@ -469,6 +461,8 @@ class CxApp:
         return answer[0] if answer else reply
 
     def _route_reaction(self, ctx: Context, reaction: Reaction) -> Reply | None:
+        if reaction.message_text is not None:  # what a capture would store
+            reaction = replace(reaction, message_text=clean_text(reaction.message_text))
         for handler in self.registry.reactions:
             answer = handler(ctx, reaction)
             if answer is not None:
@@ -504,6 +498,12 @@ class CxApp:
         if handler is None:
             raise UserError("common.unknown_action")
         return handler(ctx, parts[1:], click.value)
+
+
+def cleaned_capture(request: CaptureRequest) -> CaptureRequest:
+    if request.message_text is None:
+        return request
+    return replace(request, message_text=clean_text(request.message_text))
 
 
 def person_for(session: Session, platform: str, user_id: str) -> Person | None:

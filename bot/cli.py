@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -682,11 +682,12 @@ def kpi_import(
     settings = load_settings()
     setup_logging(settings)
     try:
-        raw = file.read_bytes()
+        # Read as it is imported, never whole: an endless line is refused at its first 64 KiB.
+        raw = file.open("rb")
     except OSError as exc:
         fail(f"{file}: cannot read the file: {exc.strerror}")
     _, session_factory = open_database(settings)
-    with session_factory.begin() as session:
+    with raw, session_factory.begin() as session:
         org = current_org(session)
         if org is None:
             fail("no journey map is loaded; run `cxbot journey load FILE` first")
@@ -716,15 +717,17 @@ def kpi_import(
         )
 
 
-def _import_with_progress(session: Session, org: Org, raw: bytes, name: str, skip_invalid: bool) -> ImportResult:
+def _import_with_progress(session: Session, org: Org, raw: BinaryIO, name: str, skip_invalid: bool) -> ImportResult:
     from bot.services.kpi_import import import_answers
 
     if not sys.stderr.isatty():
         return import_answers(session, org, raw, name, skip_invalid=skip_invalid)
     from rich.progress import Progress
 
+    lines = sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(1 << 20), b""))
+    raw.seek(0)
     with Progress(transient=True) as progress:
-        task = progress.add_task("importing", total=raw.count(b"\n"))
+        task = progress.add_task("importing", total=lines)
         return import_answers(
             session, org, raw, name, skip_invalid=skip_invalid, progress=lambda n: progress.advance(task, n)
         )
@@ -767,17 +770,16 @@ def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
 
 def week_option(week: str | None, org: Org) -> str:
     from bot.app import utc_now
-    from bot.domain.weeks import parse_week
+    from bot.domain.weeks import BadWeek, parse_week
     from bot.services.kpi import last_complete_week
 
     zone = ZoneInfo(org.time_zone)
     if week is None:
         return last_complete_week(utc_now(), zone)
     try:
-        year, number = parse_week(week.upper())
-    except ValueError as exc:
+        return parse_week(week)
+    except BadWeek as exc:
         fail(f"--week: {exc}")
-    return f"{year}-W{number:02d}"
 
 
 @app.command("digest")

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.journey_map import TimeZone
+from bot.domain.numbers import NotANumber, whole_number
 
 # content/ sits beside bot/ in the repository (and so in an editable install); a wheel ships it
 # inside the package as bot/content_files (pyproject.toml maps the one onto the other).
@@ -27,12 +28,20 @@ def default_content_dir() -> Path:
 
 
 def _ids(text: str) -> list[int]:
-    return [int(w) for w in (w.strip() for w in text.split(",")) if w]
+    return [whole_number(w, 0) for w in (w.strip() for w in text.split(",")) if w]
+
+
+def _is_id(word: str) -> bool:
+    try:
+        whole_number(word, 0)
+    except NotANumber:
+        return False
+    return True
 
 
 def _check_ids(value: object) -> str:
     text = str(value or "")
-    bad = [w.strip() for w in text.split(",") if w.strip() and not w.strip().isdecimal()]
+    bad = [w.strip() for w in text.split(",") if w.strip() and not _is_id(w.strip())]
     if bad:
         raise ValueError(f"{', '.join(bad)} is not a Discord id (comma-separated digits)")
     return text

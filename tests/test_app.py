@@ -41,7 +41,7 @@ def test_help_lists_every_command(app: CxApp) -> None:
     reply = say(app, "/cx help")
     assert reply.message.header == "cxbot: kundupplevelsen är allas jobb"
     assert field_labels(reply) == [
-        "/cx help",
+        "/cx help [command]",
         "/cx whoami",
         "/cx lang sv|en",
         "/cx journey [stage]",
@@ -55,7 +55,7 @@ def test_help_lists_every_command(app: CxApp) -> None:
         "/cx observations [stage <s>|touchpoint <tp>|mine] [2026-W48]",
         "/cx observation <n> [stage <s>|touchpoint <tp>|delete|report [severity]]",
         "/cx erase <person>",
-        "/cx kpi [details] [stage] | kpi record <metric> <value> <stage> [week] [n=N]",
+        "/cx kpi [details] [stage] [week] | kpi record <metric> <value> <stage> [week] [n=N]",
         "/cx digest preview [week]",
     ]
 

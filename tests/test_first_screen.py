@@ -13,7 +13,8 @@ from bot.store.models import Outbox
 from tests.test_console import run_cxbot
 
 CATALOGUE = default_content().catalogue
-POST_LABEL = re.compile(r"^\[(console-\d+) (?:to|in|till|i) [^\]]*\]$", re.MULTILINE)  # the label is in the reader's language
+# The label is in the reader's language.
+POST_LABEL = re.compile(r"^\[(console-\d+) (?:to|in|till|i) [^\]]*\]$", re.MULTILINE)
 
 
 def echoed(stdout: str, person: str, line: str) -> int:

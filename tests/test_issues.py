@@ -431,7 +431,7 @@ def test_queries_and_bad_issue_commands(app: CxApp, loaded: sessionmaker[Session
         ("/cx issue 99", "Det finns inget ärende #99."),
         ("/cx issue abc", "”abc” är inget ärendekommando."),
         ("/cx issue 1 dance", "”1 dance” är inget ärendekommando."),
-        ("/cx issue 99999999999999", "”99999999999999” är inget ärendekommando."),
+        ("/cx issue 99999999999999", "”99999999999999” är ett för stort tal."),
     ]:
         text_out = say(app, text).message.text
         assert text_out is not None and text_out.startswith(expected), (text, text_out)

@@ -127,7 +127,8 @@ def test_iso_weeks_in_the_org_time_zone(moment: datetime, week: str) -> None:
 
 
 def test_parse_weeks() -> None:
-    assert parse_week("2026-W53") == (2026, 53)
+    assert parse_week("2026-W53") == "2026-W53"
+    assert parse_week(" 2026-w5 ") == "2026-W05"
     assert week_start("2026-W53", STOCKHOLM) == datetime(2026, 12, 28, tzinfo=STOCKHOLM)
     assert previous_week("2026-W01", STOCKHOLM) == "2025-W52"
     assert previous_week("2027-W01", STOCKHOLM) == "2026-W53"

@@ -5,17 +5,26 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.errors import no_more_words
 from bot.messages import Message, MessageField, Reply
 from bot.store.models import Identity
 
 
-def help_reply(ctx: Context, registry: Registry, unknown: str | None = None) -> Reply:
+def help_reply(ctx: Context, registry: Registry, unknown: str | None = None, about: str | None = None) -> Reply:
+    """Every command; or the one ``about`` names (``/cx help kpi``)."""
+    commands = registry.listed()
+    wanted = registry.commands.get(about.casefold()) if about else None
+    if about and wanted is None:
+        unknown = about
     intro = ctx.t("help.unknown", command=excerpt(unknown)) if unknown else ctx.t("help.intro")
     return Reply(
         Message(
             header=ctx.t("help.header"),
             text=intro,
-            fields=[MessageField(label=f"/cx {c.usage}", value=ctx.t(c.help_key)) for c in registry.listed()],
+            fields=[
+                MessageField(label=f"/cx {c.usage}", value=ctx.t(c.help_key))
+                for c in ([wanted] if wanted is not None else commands)
+            ],
             context=[ctx.t("help.footer")],
         )
     )
@@ -26,13 +35,16 @@ def platform_name(ctx: Context, platform: str) -> str:
 
 
 def register(registry: Registry) -> None:
-    @registry.command("help", "help", "hjälp", "?")
+    @registry.command("help", "help [command]", "hjälp", "?")
     def show_help(ctx: Context, rest: str) -> Reply:
-        return help_reply(ctx, registry)
+        words = rest.split()
+        no_more_words(words[1:])
+        return help_reply(ctx, registry, about=words[0] if words else None)
 
     @registry.command("whoami", "whoami", "vemärjag")
     def whoami(ctx: Context, rest: str) -> Reply:
         person = ctx.require_person()
+        no_more_words(rest.split())
         identities = ctx.session.scalars(
             select(Identity).where(Identity.person_id == person.id).order_by(Identity.platform)
         )

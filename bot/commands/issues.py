@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.errors import no_more_words
 from bot.domain.issues import (
     MAX_ACTION,
     MAX_DESCRIPTION,
@@ -13,6 +14,7 @@ from bot.domain.issues import (
     parse_report,
 )
 from bot.domain.journey_map import Severity
+from bot.domain.numbers import NotANumber, identifier
 from bot.forms import Choice, ChoiceGroup, Form, FormField
 from bot.messages import Button, Message, MessageField, Reply
 from bot.services import issue_views as views
@@ -77,11 +79,20 @@ def outcome_reply(ctx: Context, outcome: ReportOutcome) -> Reply:
     return Reply(Message(text=ctx.t(key, number=outcome.issue.id, count=outcome.issue.affected_count)))
 
 
-def parse_number(text: str) -> int:
-    cleaned = text.strip().lstrip("#")
-    if not cleaned.isdecimal() or not cleaned.isascii() or len(cleaned) > 9:
-        raise UserError("issues.issue_usage", given=excerpt(text) or "–")
-    return int(cleaned)
+def parse_number(text: str, usage: str = "issues.issue_usage") -> int:
+    """An issue's (or an observation's) number; the command's usage when there is none (a word
+    without digits is no attempt at a number)."""
+    if not any(c.isnumeric() for c in text):
+        raise UserError(usage, given=excerpt(text) or "–")
+    return identifier(text)
+
+
+def number_in_button(text: str) -> int:
+    """The number in a button's id: the bot wrote it, so anything else is a stale or forged button."""
+    try:
+        return identifier(text)
+    except NotANumber:
+        raise UserError("common.unknown_action") from None
 
 
 def report_form(ctx: Context, parts: list[str]) -> Form | Reply:
@@ -193,6 +204,8 @@ def register(registry: Registry) -> None:
         verb, _, argument = command.strip().partition(" ")
         issues = service(ctx)
         verb = verb.casefold()
+        if verb in ("", "details", "detaljer", "ack", "acknowledge", "kvittera", "reopen", "återöppna"):
+            no_more_words(argument.split())
         if not verb or verb in ("details", "detaljer"):
             issue = issues.get_issue(number)
             return Reply(views.detail_message(ctx.session, ctx.catalogue, ctx.language, issue, issues.org, ctx.now))
@@ -218,9 +231,9 @@ def register(registry: Registry) -> None:
 
     @registry.click("issue")
     def issue_click(ctx: Context, parts: list[str], value: str) -> Reply:
-        if len(parts) != 2 or not parts[0].isdecimal():
+        if len(parts) != 2:
             raise UserError("common.unknown_action")
-        number, verb = int(parts[0]), parts[1]
+        number, verb = number_in_button(parts[0]), parts[1]
         person = ctx.require_person()
         issues = service(ctx)
         if verb == "details":
@@ -258,6 +271,6 @@ def register(registry: Registry) -> None:
                     person, draft.request, draft.platform, touchpoint_key=draft.touchpoint_key, allow_duplicate=True
                 ),
             )
-        if choice[0] == "join" and len(choice) == 2 and choice[1].isdecimal():
-            return outcome_reply(ctx, issues.join_offered(draft, person, int(choice[1])))
+        if choice[0] == "join" and len(choice) == 2:
+            return outcome_reply(ctx, issues.join_offered(draft, person, number_in_button(choice[1])))
         raise UserError("common.unknown_action")

@@ -1,4 +1,4 @@
-"""/cx kpi [details] [stage], /cx kpi record <metric> <value> [stage] [week] [n=N], /cx digest preview [week]."""
+"""/cx kpi [details] [stage] [week], /cx kpi record <metric> <value> <stage> [week] [n=N], /cx digest preview [week]."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import re
 from zoneinfo import ZoneInfo
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.errors import no_more_words
 from bot.domain.kpi import Metric, value_problem
-from bot.domain.weeks import iso_week, parse_week, previous_week
+from bot.domain.numbers import NotANumber, decimal_number, whole_number
+from bot.domain.weeks import WEEK_LIKE, iso_week, parse_week, previous_week
 from bot.i18n import PerLanguage
 from bot.messages import Button, Message, Reply
 from bot.services.digest import build_digest, digest_message, store_chart
@@ -16,16 +18,21 @@ from bot.services.kpi import MetricReport, org_low_n, stage_reports
 from bot.services.kpi_import import record_value, recorded_in_chat_by
 from bot.services.kpi_views import detail_line, format_value, metric_line, metric_name
 
-WEEK_LIKE = re.compile(r"^\d{4}-[wW]\d{1,3}$")
 N_TOKEN = re.compile(r"^n=(\S*)$", re.IGNORECASE)
 
 
-def week_from(text: str) -> str:
-    try:
-        year, week = parse_week(text.upper())
-    except ValueError:
-        raise UserError("kpi.bad_week", given=excerpt(text)) from None
-    return f"{year}-W{week:02d}"
+def week_and_rest(words: list[str]) -> tuple[str | None, list[str]]:
+    """The one week among the words (``2026-W47``), and the other words. A second week is
+    refused, not silently preferred."""
+    week, others = None, []
+    for word in words:
+        if WEEK_LIKE.fullmatch(word) is None:
+            others.append(word)
+        elif week is None:
+            week = parse_week(word)
+        else:
+            no_more_words([word])
+    return week, others
 
 
 DETAIL_WORDS = frozenset({"details", "detaljer"})
@@ -35,16 +42,18 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
     """The plain lines; ``details …`` (or the Details button) gives the exact figures instead."""
     org = ctx.require_org()
     zone = ZoneInfo(org.time_zone)
-    week = iso_week(ctx.now, zone)
+    words = rest.split()
+    detailed = bool(words) and words[0].casefold() in DETAIL_WORDS
+    given, stage_words = week_and_rest(words[1:] if detailed else words)
+    week = given or iso_week(ctx.now, zone)
     stages = active_stages(ctx.session, org)
-    first, _, remainder = rest.strip().partition(" ")
-    detailed = first.casefold() in DETAIL_WORDS
-    wanted = remainder if detailed else rest
     chosen = stages
-    if wanted.strip():
-        stage = find_stage(stages, wanted)
+    if stage_words:
+        stage = find_stage(stages, " ".join(stage_words))
         if stage is None:
-            raise UserError("journey.unknown_stage", text=excerpt(wanted), stages=PerLanguage.names(stages))
+            raise UserError(
+                "journey.unknown_stage", text=excerpt(" ".join(stage_words)), stages=PerLanguage.names(stages)
+            )
         chosen = [stage]
     reports = stage_reports(ctx.session, org, week, stages=chosen)
     low_n = org_low_n(org)
@@ -62,7 +71,10 @@ def show_kpis(ctx: Context, rest: str) -> Reply:
             for metric in shown.metrics:
                 line = (detail_text if detailed else plain_line)(ctx, metric, low_n)
                 lines.append(f"{indent}{line}")
-    header_key = "kpi.details.header" if detailed else "kpi.header"
+    if detailed:
+        header_key = "kpi.details.header"
+    else:
+        header_key = "kpi.header" if week == iso_week(ctx.now, zone) else "kpi.header_week"
     header = ctx.t(header_key, week=week, previous=previous_week(week, zone))
     if not lines:
         return Reply(Message(header=header, text=ctx.t("kpi.nothing_yet")))
@@ -98,8 +110,8 @@ def record(ctx: Context, rest: str) -> Reply:
             "kpi.unknown_metric", given=excerpt(words[0]), metrics=", ".join(f"`{m.value}`" for m in Metric)
         ) from None
     try:
-        value = float(words[1].replace(",", "."))
-    except ValueError:
+        value = decimal_number(words[1])
+    except NotANumber:
         raise UserError("kpi.bad_value", given=excerpt(words[1])) from None
     problem = value_problem(metric, value)
     if problem is not None:
@@ -107,16 +119,18 @@ def record(ctx: Context, rest: str) -> Reply:
             "kpi.value_out_of_range", given=excerpt(words[1]), metric=metric_name(ctx.catalogue, ctx.language, metric)
         )
     zone = ZoneInfo(org.time_zone)
-    week, n, stage_words = None, None, []
-    for word in words[2:]:
-        if WEEK_LIKE.match(word):
-            week = week_from(word)
-        elif (found := N_TOKEN.match(word)) is not None:
-            if not found.group(1).isdecimal() or int(found.group(1)) > 10_000_000:
-                raise UserError("kpi.bad_n", given=excerpt(word))
-            n = int(found.group(1))
-        else:
+    week, others = week_and_rest(words[2:])
+    n, stage_words = None, []
+    for word in others:
+        if (found := N_TOKEN.match(word)) is None:
             stage_words.append(word)
+            continue
+        if n is not None:
+            no_more_words([word])
+        try:
+            n = whole_number(found.group(1), 0, 10_000_000)
+        except NotANumber:
+            raise UserError("kpi.bad_n", given=excerpt(word)) from None
     stages = active_stages(ctx.session, org)
     if not stage_words:
         raise UserError("kpi.stage_needed", stages=PerLanguage.names(stages))
@@ -154,9 +168,8 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
     words = rest.split()
     if not words or words[0].casefold() not in ("preview", "förhandsvisa", "visa"):
         raise UserError("digest.usage")
-    if len(words) > 2:
-        raise UserError("digest.usage")
-    week = week_from(words[1]) if len(words) == 2 else previous_week(iso_week(ctx.now, zone), zone)
+    no_more_words(words[2:])
+    week = parse_week(words[1]) if len(words) == 2 else previous_week(iso_week(ctx.now, zone), zone)
     digest = build_digest(ctx.session, org, week, catalogue=ctx.catalogue, tips=ctx.tips, now=ctx.now)
     chart = None if digest.empty else store_chart(ctx.session, digest, ctx.language, ctx.now)
     message = digest_message(ctx.catalogue, ctx.language, digest, chart)
@@ -166,7 +179,7 @@ def preview_digest(ctx: Context, rest: str) -> Reply:
 def register(registry: Registry) -> None:
     @registry.command(
         "kpi",
-        "kpi [details] [stage] | kpi record <metric> <value> <stage> [week] [n=N]",
+        "kpi [details] [stage] [week] | kpi record <metric> <value> <stage> [week] [n=N]",
         "nyckeltal",
         admin_words=RECORD_WORDS,
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.app import Context, Registry, UserError, excerpt
-from bot.commands.issues import outcome_reply, parse_number
+from bot.commands.general import platform_name
+from bot.commands.issues import number_in_button, outcome_reply, parse_number
+from bot.domain.errors import no_more_words
 from bot.domain.issues import defuse_mentions
 from bot.domain.journey_map import Severity
 from bot.messages import Button, CaptureRequest, Message, MessageField, Reaction, Reply
@@ -136,7 +138,7 @@ def minutes() -> int:
 def confirm_erase(ctx: Context, admin: Person, person: Person) -> Reply:
     preview = erasure_preview(ctx.session, person)
     token = confirmations.ask(ctx.session, admin, ERASE, person.id, ctx.now)
-    identities = ", ".join(f"{platform} ({ref})" for platform, ref in preview.identities) or "–"
+    identities = ", ".join(f"{platform_name(ctx, platform)} ({ref})" for platform, ref in preview.identities) or "–"
     return Reply(
         Message(
             header=ctx.t("observations.erase_header", name=preview.name),
@@ -234,10 +236,12 @@ def register(registry: Registry) -> None:
     def one_observation(ctx: Context, rest: str) -> Reply:
         person = ctx.require_person()
         number_text, _, command = rest.strip().partition(" ")
-        number = parse_number(number_text)
+        number = parse_number(number_text, "observations.usage")
         verb, _, argument = command.strip().partition(" ")
         verb = verb.casefold()
         observations = service(ctx)
+        if verb in ("", "delete", "radera"):
+            no_more_words(argument.split())
         if not verb:
             return Reply(observation_message(ctx, observations.get(number)))
         if verb in ("stage", "steg", "touchpoint", "kontaktpunkt"):
@@ -293,11 +297,11 @@ def register(registry: Registry) -> None:
 
     @registry.click("observation")
     def observation_click(ctx: Context, parts: list[str], value: str) -> Reply:
-        if len(parts) != 2 or not parts[0].isdecimal():
+        if len(parts) != 2:
             raise UserError("common.unknown_action")
         person = ctx.require_person()
         observations = service(ctx)
-        number, verb = int(parts[0]), parts[1]
+        number, verb = number_in_button(parts[0]), parts[1]
         if verb == "details":
             return Reply(observation_message(ctx, observations.get(number)))
         if verb == "report":

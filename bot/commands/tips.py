@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.app import Context, Registry, UserError, excerpt
+from bot.domain.numbers import NotANumber, whole_number
 from bot.domain.tips import TIP_COUNT
 from bot.messages import Message, Reaction, Reply, ThreadReply
 from bot.services.tips import SUBSCRIPTION_KINDS, TipService, subscribe, unsubscribe
@@ -48,9 +49,11 @@ def register(registry: Registry) -> None:
             _, choice = tips.next_choice(ctx.platform, ctx.channel_id, ctx.tip_order)
             message = tips.message(ctx.language, choice.number, choice.signal, weekly=True)
             return Reply(message.model_copy(update={"context": [ctx.t("tips.next_note"), *message.context]}))
-        if wanted.isdigit() and 1 <= int(wanted) <= TIP_COUNT:
-            return Reply(tips.message(ctx.language, int(wanted), None))
-        raise UserError("tips.usage", given=excerpt(rest))
+        try:
+            number = whole_number(wanted, 1, TIP_COUNT)
+        except NotANumber:
+            raise UserError("tips.usage", given=excerpt(rest)) from None
+        return Reply(tips.message(ctx.language, number, None))
 
     @registry.command("subscribe", "subscribe tips|digest|all", "prenumerera", admin=True)
     def subscribe_channel(ctx: Context, rest: str) -> Reply:

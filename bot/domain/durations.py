@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_PART = re.compile(r"(\d+)\s*([smhdw])")
+_PART = re.compile(r"([0-9]+)\s*([smhdw])")
 MAX_SECONDS = 520 * 604800  # ten years: beyond any deadline, and far from datetime's limits
-_WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+_WHOLE = re.compile(r"^\s*(?:[0-9]+\s*[smhdw]\s*)+$")
 
 
 def parse_duration(text: str) -> timedelta:

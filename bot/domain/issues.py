@@ -111,8 +111,9 @@ _ANONYMOUS_WORDS = {"anonymous", "anonymt", "anonym", "anon"}
 _IMPACT = re.compile(r"\s*\|\s*(?:impact|påverkan|kundpåverkan)\s*:\s*", re.IGNORECASE)
 # A touchpoint name before the colon is short; a longer prefix is part of the description.
 _MAX_NAME = 60
-# The colon after a touchpoint's name; one between digits is a time of day ("10:30").
-_SEPARATOR = re.compile(r"(?<!\d):|:(?!\d)")
+# The colon after a touchpoint's name; one between digits is a time of day ("10:30"), and one
+# before "//" belongs to a link ("https://…").
+_SEPARATOR = re.compile(r"(?:(?<!\d):|:(?!\d))(?!//)")
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def parse_report(text: str) -> ReportRequest:
     separator = _SEPARATOR.search(rest)
     if separator is not None:
         head, tail = rest[: separator.start()], rest[separator.end() :]
-        if 0 < len(head.strip()) <= _MAX_NAME and "\n" not in head:
+        if 0 < len(head.strip()) <= _MAX_NAME and "\n" not in head and "://" not in head:
             touchpoint, rest = head.strip(), tail.strip()
     return ReportRequest(touchpoint, rest, severity, anonymous, impact)
 

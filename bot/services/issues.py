@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.app import UserError, excerpt, language_for
+from bot.domain.errors import no_more_words
 from bot.domain.issues import (
     MAX_ACTION,
     MAX_DESCRIPTION,
@@ -604,6 +605,8 @@ class IssueService:
             .limit(25)
         )
         unresolved = Issue.status != IssueStatus.RESOLVED
+        if kind in ("open", "öppna", "mine", "mina", "overdue", "försenade"):
+            no_more_words(argument.split())
         if kind in ("open", "öppna"):
             query = query.where(unresolved)
         elif kind in ("mine", "mina"):

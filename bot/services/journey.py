@@ -332,6 +332,13 @@ def active_stages(session: Session, org: Org) -> list[Stage]:
     )
 
 
+def _closeness(wanted: str, name: str, **_: object) -> float:
+    """A part of a name ("lojalitet" for "Förnyelse och lojalitet") or a near spelling of it;
+    but text longer than the name is compared whole, so words added to a name ("köp zqxj") are
+    not silently dropped."""
+    return fuzz.WRatio(wanted, name) if len(wanted) <= len(name) else fuzz.ratio(wanted, name)
+
+
 def find_stage(stages: list[Stage], text: str) -> Stage | None:
     """A stage by key, Swedish or English name, or a close spelling of one of them."""
     wanted = text.strip().casefold()
@@ -343,7 +350,7 @@ def find_stage(stages: list[Stage], text: str) -> Stage | None:
             names[name.casefold()] = stage
     if wanted in names:
         return names[wanted]
-    match = process.extractOne(wanted, list(names), scorer=fuzz.WRatio, score_cutoff=85)
+    match = process.extractOne(wanted, list(names), scorer=_closeness, score_cutoff=85)
     return names[match[0]] if match else None
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -27,7 +27,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.domain.kpi import SCALES, Metric, value_problem
-from bot.domain.weeks import iso_week, parse_week
+from bot.domain.numbers import NotANumber, decimal_number, whole_number
+from bot.domain.text import control_character
+from bot.domain.weeks import FIRST_YEAR, LAST_YEAR, BadWeek, parse_week
 from bot.store.db import insert_for
 from bot.store.models import KpiValue, Org, Stage, SurveyResponse, Touchpoint
 
@@ -37,6 +39,8 @@ AGGREGATE_COLUMNS = ("week", "metric", "stage", "value")
 AGGREGATE_OPTIONAL = ("n",)
 BATCH = 5000  # answers per executemany
 PIPELINE_BATCH = 50_000  # answers per INSERT on PostgreSQL
+MAX_LINE_BYTES = 64 * 1024  # a row is a few dozen bytes; anything near this is not a row
+READ_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,11 @@ class ImportFileError(Exception):
 Record = tuple[int, list[str] | str]
 
 
-def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+# A file, or its bytes (tests, small files).
+Source = BinaryIO | bytes
+
+
+def read_rows(raw: Source, required: tuple[str, ...], optional: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     """Decode and split a CSV file: (line number, row) pairs, or ImportFileError."""
     header, records = _open_csv(raw, required, optional)
     return [
@@ -120,20 +128,55 @@ def read_rows(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) 
     ]
 
 
-def _open_csv(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[str], Iterator[Record]]:
+def _lines(stream: BinaryIO) -> Iterator[str]:
+    """The file's lines, decoded, read a block at a time. A line longer than MAX_LINE_BYTES is
+    refused, with its number, as soon as the block holding that many of its bytes is read:
+    memory stays bounded whatever the file holds (a quoted field across lines is bounded by
+    csv.field_size_limit)."""
+    number, pending = 0, b""
+    while block := stream.read(READ_BLOCK):
+        block = pending + block
+        cut = block.rfind(b"\n") + 1  # a newline byte is never inside a UTF-8 character
+        whole, pending = block[:cut], block[cut:]
+        if whole:
+            lines = whole.split(b"\n")
+            if max(map(len, lines)) > MAX_LINE_BYTES:  # rare: then look closer (a CR does not count)
+                index = next((i for i, line in enumerate(lines) if len(line.rstrip(b"\r")) > MAX_LINE_BYTES), None)
+                if index is not None:
+                    raise _overlong(number + index + 1)
+            yield from io.StringIO(_decoded(whole, number))
+            number += len(lines) - 1
+        if len(pending) > MAX_LINE_BYTES:
+            raise _overlong(number + 1)
+    if pending:
+        yield _decoded(pending, number)
+
+
+def _overlong(line: int) -> ImportFileError:
+    return ImportFileError(line, f"the line is longer than {MAX_LINE_BYTES} bytes; is this a CSV file?")
+
+
+def _decoded(data: bytes, lines_before: int) -> str:
+    try:
+        return data.decode("utf-8-sig" if lines_before == 0 else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = lines_before + data[: exc.start].count(b"\n") + 1
+        raise ImportFileError(line, "the file is not valid UTF-8") from None
+
+
+def _open_csv(raw: Source, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[list[str], Iterator[Record]]:
     """The header, and the rows as they are read; ImportFileError when the file as a whole cannot
     be read (from the iterator, for a malformed row further down)."""
+    reader = csv.reader(_lines(io.BytesIO(raw) if isinstance(raw, bytes) else raw), strict=True)
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(raw[: exc.start].count(b"\n") + 1, "the file is not valid UTF-8") from None
-    if not text.strip():
-        raise ImportFileError(1, "the file is empty")
-    reader = csv.reader(io.StringIO(text), strict=True)
-    try:
-        header = [h.strip().casefold() for h in next(reader)]
+        first = next(reader, None)
+        if first is None or not "".join(first).strip():
+            if first is None or not any("".join(row).strip() for row in reader):
+                raise ImportFileError(1, "the file is empty")
+            first = []  # a blank first line: the columns are missing
     except csv.Error as exc:
         raise ImportFileError(reader.line_num, f"malformed CSV: {exc}") from None
+    header = [h.strip().casefold() for h in first]
     missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in required and c not in optional]
     if missing or unknown:
@@ -153,6 +196,10 @@ def _records(reader: Any, width: int) -> Iterator[Record]:
                 continue
             if len(stripped) != width:
                 yield reader.line_num, f"{len(values)} fields; the header has {width}"
+                continue
+            control = control_character("".join(stripped))
+            if control is not None:  # NUL and its kind: PostgreSQL refuses them, nobody means them
+                yield reader.line_num, f"a control character ({control}) in a field"
                 continue
             yield reader.line_num, stripped
     except csv.Error as exc:
@@ -179,7 +226,7 @@ _METRICS = {m.value: m for m in Metric}
 def import_answers(
     session: Session,
     org: Org,
-    raw: bytes,
+    raw: Source,
     source: str,
     *,
     skip_invalid: bool = False,
@@ -230,6 +277,7 @@ def _valid_answers(
     add, fail = valid.append, errors.append
     parse, utc, sha256, metrics, scales = datetime.fromisoformat, UTC, hashlib.sha256, _METRICS, SCALES
     offset, weeks = zone.utcoffset, {}
+    plain_scores = {str(n): n for n in range(11)}
     rows = 0
     for line, row in records:
         rows += 1
@@ -250,11 +298,13 @@ def _valid_answers(
         if scale is None:
             fail(RowError(line, f"{metric.value} arrives aggregated; use --aggregates"))
             continue
-        try:
-            score = int(row[score_])
-        except ValueError:
-            fail(RowError(line, f"score {row[score_]!r} is not a whole number"))
-            continue
+        score = plain_scores.get(row[score_])  # "7": the usual case, without a parse
+        if score is None:
+            try:
+                score = whole_number(row[score_])
+            except NotANumber:
+                fail(RowError(line, f"score {row[score_]!r} is not a whole number"))
+                continue
         if not scale[0] <= score <= scale[1]:
             fail(RowError(line, f"{metric.value} score {score} is outside {scale[0]}–{scale[1]}"))
             continue
@@ -274,19 +324,21 @@ def _valid_answers(
                 fail(RowError(line, f"touchpoint {touchpoint!r} is not in stage {stage!r}"))
                 continue
             touchpoint_id = found[0]
-        if answered.tzinfo is None:
-            # A wall time in the org's zone: the instant and the ISO week that
-            # answered.replace(tzinfo=zone) would give (its week is that of the date written),
-            # without building it, which costs more than all the rest of the row.
-            at = answered - offset(answered)
-            day = answered.date()
-            week = weeks.get(day)
-            if week is None:
-                year, number, _ = day.isocalendar()
-                week = weeks[day] = f"{year}-W{number:02d}"
-        else:
-            at = answered.astimezone(utc).replace(tzinfo=None)
-            week = iso_week(answered, zone)
+        # The week the answer counts in must be one cxbot can show (bot.domain.weeks). An aware
+        # time far outside that range is judged by its written date: converting it could run
+        # off the calendar.
+        near = answered.tzinfo is not None and FIRST_YEAR <= answered.year <= LAST_YEAR
+        day = answered.astimezone(zone).date() if near else answered.date()
+        week = weeks.get(day)
+        if week is None:
+            year, number, _ = day.isocalendar()
+            week = weeks[day] = f"{year}-W{number:02d}" if FIRST_YEAR <= year <= LAST_YEAR else ""
+        if not week:
+            fail(RowError(line, f"answered_at {text!r} is outside the weeks cxbot keeps ({FIRST_YEAR} to {LAST_YEAR})"))
+            continue
+        # A wall time is in the org's zone: the instant that answered.replace(tzinfo=zone) would
+        # give, without building it, which costs more than all the rest of the row.
+        at = answered - offset(answered) if answered.tzinfo is None else answered.astimezone(utc).replace(tzinfo=None)
         identity = row[id_] if id_ is not None else ""
         if identity:
             external = f"id:{identity}"[:128]
@@ -417,7 +469,7 @@ def _import_pipelined(
 
 
 def import_aggregates(
-    session: Session, org: Org, raw: bytes, source: str, now: datetime, *, skip_invalid: bool = False
+    session: Session, org: Org, raw: Source, source: str, now: datetime, *, skip_invalid: bool = False
 ) -> ImportResult:
     """``week,metric,stage,value[,n]``, e.g. churn, fcr or aht per stage and ISO week."""
     rows = read_rows(raw, AGGREGATE_COLUMNS, AGGREGATE_OPTIONAL)
@@ -509,8 +561,8 @@ def record_value(
 
 def _aggregate(row: dict[str, str], stages: dict[str, int]) -> tuple[str | None, dict[str, object]]:
     try:
-        parse_week(row["week"])
-    except ValueError as exc:
+        week = parse_week(row["week"])
+    except BadWeek as exc:
         return str(exc), {}
     try:
         metric = Metric(row["metric"].casefold())
@@ -520,15 +572,16 @@ def _aggregate(row: dict[str, str], stages: dict[str, int]) -> tuple[str | None,
     if stage_id is None:
         return f"unknown stage {row['stage']!r}", {}
     try:
-        value = float(row["value"])
-    except ValueError:
+        value = decimal_number(row["value"])
+    except NotANumber:
         return f"value {row['value']!r} is not a number", {}
     problem = value_problem(metric, value)
     if problem is not None:
         return f"value {row['value']} {problem}", {}
     n = None
     if row.get("n"):
-        if not row["n"].isdecimal():
+        try:
+            n = whole_number(row["n"], 0)
+        except NotANumber:
             return f"n {row['n']!r} is not a whole number", {}
-        n = int(row["n"])
-    return None, {"metric": metric.value, "stage_id": stage_id, "iso_week": row["week"].strip(), "value": value, "n": n}
+    return None, {"metric": metric.value, "stage_id": stage_id, "iso_week": week, "value": value, "n": n}

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import UserError, excerpt
 from bot.domain.classify import Classification, JourneyIndex, StageInfo
+from bot.domain.errors import no_more_words
 from bot.domain.issues import MAX_DESCRIPTION, ReportRequest
 from bot.domain.journey_map import Severity
 from bot.domain.matching import Candidate, MatchKind, match_touchpoint
-from bot.domain.weeks import parse_week, week_start
+from bot.domain.weeks import WEEK_LIKE, parse_week, week_start
 from bot.i18n import Catalogue, PerLanguage
 from bot.llm import Classifier
 from bot.services.issues import Created, IssueService, ReportOutcome
@@ -255,19 +256,18 @@ class ObservationService:
     def list(self, person: Person, filter_text: str) -> list[Observation]:
         words = filter_text.split()
         query = select(Observation).where(Observation.org_id == self.org.id)
-        week = next((w for w in words if w.upper().startswith(("20", "19")) and "-W" in w.upper()), None)
-        if week is not None:
-            words.remove(week)
-            try:
-                parse_week(week.upper())
-            except ValueError:
-                raise UserError("observations.bad_week", given=excerpt(week)) from None
+        weeks = [w for w in words if WEEK_LIKE.fullmatch(w)]
+        if weeks:
+            no_more_words(weeks[1:])
+            week = parse_week(weeks[0])
+            words.remove(weeks[0])
             zone = ZoneInfo(self.org.time_zone)
-            start = week_start(week.upper(), zone)
+            start = week_start(week, zone)
             query = query.where(Observation.created_at >= start, Observation.created_at < start + timedelta(days=7))
         kind = words[0].casefold() if words else ""
         argument = " ".join(words[1:])
         if kind in ("mine", "mina"):
+            no_more_words(words[1:])
             seen = select(ObservationSeer.observation_id).where(ObservationSeer.person_id == person.id)
             query = query.where((Observation.author_id == person.id) | Observation.id.in_(seen))
         elif kind in ("stage", "steg"):
