@@ -150,15 +150,21 @@ def warehouse_from(settings: Settings) -> Engine | None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     from bot.services.warehouse import warehouse_engine
+    from bot.services.warehouse_guard import WarehouseRefused, check_warehouse
     from bot.store.db import safe_url
 
     if settings.warehouse_url is None:
         return None
     url = settings.warehouse_url.get_secret_value()
     try:
-        return warehouse_engine(url)
+        engine = warehouse_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError):
         fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} is not a database URL SQLAlchemy can use")
+    try:
+        check_warehouse(engine, settings.database_url)
+    except WarehouseRefused as exc:
+        fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} refused: {exc}")
+    return engine
 
 
 def check_schedules(settings: Settings, time_zone: str) -> None:
