@@ -61,9 +61,7 @@ def own_database_problem(warehouse: Engine, bot_url: str, bot: Engine | None = N
     bot's tables (who reported what anonymously), nor hold its locks."""
     warehouse_url = warehouse.url.render_as_string(hide_password=False)
     same = "CXBOT_WAREHOUSE_URL is the bot's own database (CXBOT_DATABASE_URL); give the warehouse its own"
-    if make_url(normalize_url(warehouse_url)).set(password=None) == make_url(normalize_url(bot_url)).set(
-        password=None
-    ):
+    if make_url(normalize_url(warehouse_url)).set(password=None) == make_url(normalize_url(bot_url)).set(password=None):
         return same
     if warehouse.dialect.name == "sqlite":
         mine, theirs = _sqlite_file(bot_url), _sqlite_file(warehouse_url)
@@ -161,15 +159,90 @@ def check_warehouse(warehouse: Engine, bot_url: str) -> None:
 # Functions a measuring query needs; anything else (fts3_tokenizer, load_extension, readfile…)
 # is refused by the authorizer.
 SQLITE_FUNCTIONS = frozenset(
-    """
-    abs avg ceil ceiling char coalesce concat concat_ws count cume_dist date datetime dense_rank
-    exp first_value floor format glob group_concat hex ifnull iif instr json json_array
-    json_array_length json_each json_extract json_group_array json_group_object json_object
-    json_tree json_type json_valid julianday lag last_value lead length like likelihood likely
-    ln log log10 log2 lower ltrim max median min mod nth_value ntile nullif percent_rank pow
-    power printf quote random rank replace round row_number rtrim sign sqrt strftime string_agg
-    substr substring sum time timediff total trim typeof unicode unixepoch unlikely upper
-    """.split()
+    [
+        "abs",
+        "avg",
+        "ceil",
+        "ceiling",
+        "char",
+        "coalesce",
+        "concat",
+        "concat_ws",
+        "count",
+        "cume_dist",
+        "date",
+        "datetime",
+        "dense_rank",
+        "exp",
+        "first_value",
+        "floor",
+        "format",
+        "glob",
+        "group_concat",
+        "hex",
+        "ifnull",
+        "iif",
+        "instr",
+        "json",
+        "json_array",
+        "json_array_length",
+        "json_each",
+        "json_extract",
+        "json_group_array",
+        "json_group_object",
+        "json_object",
+        "json_tree",
+        "json_type",
+        "json_valid",
+        "julianday",
+        "lag",
+        "last_value",
+        "lead",
+        "length",
+        "like",
+        "likelihood",
+        "likely",
+        "ln",
+        "log",
+        "log10",
+        "log2",
+        "lower",
+        "ltrim",
+        "max",
+        "median",
+        "min",
+        "mod",
+        "nth_value",
+        "ntile",
+        "nullif",
+        "percent_rank",
+        "pow",
+        "power",
+        "printf",
+        "quote",
+        "random",
+        "rank",
+        "replace",
+        "round",
+        "row_number",
+        "rtrim",
+        "sign",
+        "sqrt",
+        "strftime",
+        "string_agg",
+        "substr",
+        "substring",
+        "sum",
+        "time",
+        "timediff",
+        "total",
+        "trim",
+        "typeof",
+        "unicode",
+        "unixepoch",
+        "unlikely",
+        "upper",
+    ]
 )
 _READING = {
     sqlite3.SQLITE_SELECT,

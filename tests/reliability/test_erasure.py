@@ -234,9 +234,7 @@ def his_full_life(world: World) -> dict[str, int]:
         KEY, "/cx report faktura: zanzibar-quokka-4 fakturan visar dubbla belopp | impact: zanzibar-quokka-5 tre samtal"
     )
     issues["his"] = world.number("zanzibar-quokka-4")
-    say(
-        KEY, f"/cx report high anonymous chatt: {UNSIGNED}-6 chattboten svarar bara på engelska", platform="discord"
-    )
+    say(KEY, f"/cx report high anonymous chatt: {UNSIGNED}-6 chattboten svarar bara på engelska", platform="discord")
     issues["his_anonymous"] = world.number(f"{UNSIGNED}-6")
     say("leila", "/cx report app: Appen kraschar när kunden loggar in med BankID")
     issues["plus_one"] = world.number("Appen kraschar")

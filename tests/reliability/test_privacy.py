@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.app import CxApp
 from bot.content import default_content
 from bot.messages import Invocation, Reply
+from bot.scheduler import run_weekly_digest
 from bot.services.digest import build_digest, digest_message
 from bot.services.journey import current_org
-from bot.scheduler import run_weekly_digest
 from bot.store.models import Observation, Outbox
 from tests.conftest import NOW, Clock
 from tests.reliability.test_erasure import DISCORD_ID, KEY, NAME, SLACK_ID, World, journey_with_zebulon, load
