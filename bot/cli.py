@@ -136,6 +136,8 @@ def classifier_from(settings: Settings) -> Classifier:
     from bot.llm import build_classifier
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if key and settings.openai_base_url:
+        log.info("openai: API at %s", safe_url(settings.openai_base_url))
     return build_classifier(key, settings.openai_base_url, settings.openai_model, settings.openai_timeout)
 
 
@@ -402,6 +404,8 @@ def run_chat(
                 platforms["slack"] = handler.client.is_connected
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
             senders["slack"] = SlackSender(sender_client, session_factory)
+            if settings.slack_api_base_url:
+                log.info("slack: API at %s", safe_url(settings.slack_api_base_url))
             typer.echo(
                 f"cxbot: Slack adapter running ({'HTTP on port ' + str(web_port) if http else 'Socket Mode'}).",
                 err=True,

@@ -89,7 +89,12 @@ def test_tokens_and_secrets_never_reach_the_logs(bare_engine, tmp_path: Path) ->
         "DISCORD_TOKEN": "discord-secret-0123456789",
         "OPENAI_API_KEY": "sk-secret-0123456789",
     }
-    env = {**cli_env(bare_engine, tmp_path), **secrets, "CXBOT_LOG_LEVEL": "DEBUG"}
+    # A base URL with credentials in it (an Azure-style api-key, a proxy's password): the log
+    # says where the API is, with them masked (nothing listens there: the offline classifier
+    # takes over).
+    base = "http://proxy-user:proxy-secret-0123456789@127.0.0.1:9/v1?api-key=url-secret-0123456789"
+    env = {**cli_env(bare_engine, tmp_path), **secrets, "CXBOT_LOG_LEVEL": "DEBUG", "OPENAI_BASE_URL": base}
+    env["CXBOT_OPENAI_TIMEOUT"] = "1"
     script = "/cx help\n/cx report faktura: Fel belopp\n/cx observe Kunden var nöjd\n/cx kpi\n/cx digest preview\n"
     run = subprocess.run(
         [CXBOT, "run", "--adapter", "console", "--demo", "--as", "elin"],
@@ -103,7 +108,8 @@ def test_tokens_and_secrets_never_reach_the_logs(bare_engine, tmp_path: Path) ->
     assert run.returncode == 0, run.stderr
     logged = (tmp_path / "cxbot.log").read_text(encoding="utf-8")
     assert "DEBUG" in logged or "INFO" in logged  # something was logged at all
-    for value in secrets.values():
+    assert "openai: API at http://proxy-user:***@127.0.0.1:9/v1?api-key=***" in logged
+    for value in [*secrets.values(), "proxy-secret-0123456789", "url-secret-0123456789"]:
         assert value not in logged and value not in run.stdout and value not in run.stderr, value
 
 

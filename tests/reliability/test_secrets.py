@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from bot.store.db import safe_url
-MASK = "***"
+from bot.store.db import MASK, safe_url
 
 SECRET = "s3cr3t-Val_ue"  # in every URL below wherever a credential goes; never in the output
 
