@@ -87,8 +87,14 @@ def safe_url(url: str) -> str:
         return _masked_pairs(_TOKEN_IN_PATH.sub(MASK, url.rpartition("@")[2] if "@" in url else url))
     rest, hash_, _fragment = rest.partition("#")
     rest, question, query = rest.partition("?")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
+    # The userinfo ends at the last "@", even when an unencoded password holds a "/" (SQLAlchemy
+    # reads it so); an "@" further along a plain path ("/users/@me") is not one.
+    userinfo, at, after = rest.rpartition("@")
+    if at and ("/" not in userinfo or ":" in userinfo.split("/")[0]):
+        host, slash, path = after.partition("/")
+    else:
+        userinfo, at = "", ""
+        host, slash, path = rest.partition("/")
     if at:
         user, colon, _password = userinfo.partition(":")
         http = scheme.casefold().split("+")[0] in _HTTP_SCHEMES

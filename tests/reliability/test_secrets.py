@@ -22,6 +22,8 @@ SHAPES = [
     f"postgres://bob:{SECRET}@[::1]:5432/cx",
     f"postgresql://bob:p%40ss{SECRET}@db/cx",  # an encoded @ in the password
     f"postgresql://bob:p@ss{SECRET}@db/cx",  # an unencoded one
+    f"postgresql://bob:pa/ss{SECRET}@db/cx",  # an unencoded slash
+    f"postgresql://bob:{SECRET}/x@db:5432/cx?sslmode=require",
     f"mysql+pymysql://root:{SECRET}@localhost/cx",
     f"https://{SECRET}@api.example.com/v1",  # a token as the user of an HTTP URL
     f"https://user:{SECRET}@slack.example.com/api/",
@@ -77,6 +79,7 @@ def test_safe_url_masks_every_credential(url: str) -> None:
         ("postgresql://bob:pw@db/cx?password=pw", f"postgresql://bob:{MASK}@db/cx?password={MASK}"),
         ("https://slack.com/api/", "https://slack.com/api/"),
         ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
+        ("https://discord.example.com/api/users/@me", "https://discord.example.com/api/users/@me"),
     ],
 )
 def test_safe_url_keeps_what_helps_find_the_server(url: str, shown: str) -> None:
