@@ -87,8 +87,8 @@ def _contain(connection: Connection, timeout: float) -> Callable[[], None]:
     return lambda: None
 
 
-# What a failure is called, by SQLSTATE (PostgreSQL) or by the start of SQLite's message: fixed
-# words, never the error's own text.
+# What a failure is called, by SQLSTATE (PostgreSQL) or by the start of a message without one
+# (SQLite's, psycopg's failure to connect): fixed words, never the error's own text.
 _KNOWN_SQLSTATES = {
     "57014": "stopped at the time limit",
     "55P03": "stopped waiting for a lock",
@@ -99,7 +99,8 @@ _KNOWN_SQLSTATES = {
     "42601": "syntax error",
     "42883": "no such function",
 }
-_KNOWN_SQLITE = {
+_KNOWN_MESSAGES = {
+    "connection failed": "cannot reach the warehouse",  # psycopg's, with no SQLSTATE
     "interrupted": "stopped at the time limit",
     "not authorized": "refused: the warehouse connection only reads, with a few functions",
     "attempt to write a readonly database": "refused: read-only connection",
@@ -119,7 +120,7 @@ def failure_name(exc: BaseException) -> str:
         known = _KNOWN_SQLSTATES.get(sqlstate)
         return f"{known}: {kind} (SQLSTATE {sqlstate})" if known else f"{kind} (SQLSTATE {sqlstate})"
     message = str(orig)
-    known = next((name for start, name in _KNOWN_SQLITE.items() if message.startswith(start)), None)
+    known = next((name for start, name in _KNOWN_MESSAGES.items() if message.startswith(start)), None)
     code = getattr(orig, "sqlite_errorname", None)
     named = f"{kind} ({code})" if code else kind
     return f"{known}: {named}" if known else named

@@ -267,3 +267,8 @@ def test_the_cli_refuses_the_bots_own_database_with_one_line(bare_engine: Engine
     assert run.returncode == 1
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "own database" in lines[0], run.stderr
+
+
+def test_an_unreachable_warehouse_is_named_as_such() -> None:
+    engine = warehouse_engine(f"postgresql://bob:{SECRET.split()[0]}@127.0.0.1:1/warehouse")
+    assert problem_of(engine, "SELECT 1 AS value") == "cannot reach the warehouse: OperationalError"
