@@ -248,9 +248,11 @@ def test_delete_own_and_erase_a_person(oapp: CxApp, loaded: sessionmaker[Session
     assert say(oapp, "/cx observation 1 delete", "mikael").message.text == "Observation #1 är raderad."
     assert say(oapp, "/cx erase mikael", "anna").message.text == "Det är bara administratörer som kan göra det."
     erased = say(oapp, "/cx erase mikael", "erik").message.text
-    assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit.")
+    assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit under eget namn.")
     with loaded() as session:
-        assert session.scalar(select(func.count()).select_from(Observation)) == 0  # the anonymous one too
+        # The anonymous one stays, as it was, and nothing links it to him any more.
+        assert session.scalars(select(Observation.text)).all() == ["Chefen lyssnar aldrig på montörerna"]
+        assert session.scalar(select(func.count()).select_from(ObservationSeer)) == 0
         assert session.scalar(select(func.count()).select_from(Issue)) == 1  # the issue stays
         assert session.scalars(select(IssueEvent.actor_id)).all() == [None]  # ...unattributed
         waiting = session.scalars(select(Outbox).where(Outbox.status.in_(("pending", "sending")))).all()
