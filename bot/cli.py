@@ -134,6 +134,7 @@ def load_chart_library() -> None:
 
 def classifier_from(settings: Settings) -> Classifier:
     from bot.llm import build_classifier
+    from bot.store.db import safe_url
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if key and settings.openai_base_url:
@@ -405,6 +406,8 @@ def run_chat(
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
             senders["slack"] = SlackSender(sender_client, session_factory)
             if settings.slack_api_base_url:
+                from bot.store.db import safe_url
+
                 log.info("slack: API at %s", safe_url(settings.slack_api_base_url))
             typer.echo(
                 f"cxbot: Slack adapter running ({'HTTP on port ' + str(web_port) if http else 'Socket Mode'}).",
