@@ -134,8 +134,11 @@ def load_chart_library() -> None:
 
 def classifier_from(settings: Settings) -> Classifier:
     from bot.llm import build_classifier
+    from bot.store.db import safe_url
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if key and settings.openai_base_url:
+        log.info("openai: API at %s", safe_url(settings.openai_base_url))
     return build_classifier(key, settings.openai_base_url, settings.openai_model, settings.openai_timeout)
 
 
@@ -150,15 +153,21 @@ def warehouse_from(settings: Settings) -> Engine | None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     from bot.services.warehouse import warehouse_engine
+    from bot.services.warehouse_guard import WarehouseRefused, check_warehouse
     from bot.store.db import safe_url
 
     if settings.warehouse_url is None:
         return None
     url = settings.warehouse_url.get_secret_value()
     try:
-        return warehouse_engine(url)
+        engine = warehouse_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError):
         fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} is not a database URL SQLAlchemy can use")
+    try:
+        check_warehouse(engine, settings.database_url)
+    except WarehouseRefused as exc:
+        fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} refused: {exc}")
+    return engine
 
 
 def check_schedules(settings: Settings, time_zone: str) -> None:
@@ -422,6 +431,10 @@ def run_chat(
                 platforms["slack"] = handler.client.is_connected
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
             senders["slack"] = SlackSender(sender_client, session_factory)
+            if settings.slack_api_base_url:
+                from bot.store.db import safe_url
+
+                log.info("slack: API at %s", safe_url(settings.slack_api_base_url))
             typer.echo(
                 f"cxbot: Slack adapter running ({'HTTP on port ' + str(web_port) if http else 'Socket Mode'}).",
                 err=True,

@@ -54,10 +54,10 @@ def test_erase_shows_what_will_go_and_waits_for_the_button(app: CxApp, loaded: s
     assert "mikael" in people(loaded)  # nothing has gone yet
 
     done = press(app, preview.buttons[0].action_id, "erik")
-    assert (done.message.text or "").startswith("Raderade allt Mikael Eriksson skrivit.")
+    assert (done.message.text or "").startswith("Raderade allt Mikael Eriksson skrivit under eget namn.")
     assert "mikael" not in people(loaded)
     with loaded() as session:
-        assert session.scalar(select(func.count()).select_from(Observation)) == 0
+        assert session.scalar(select(func.count()).select_from(Observation)) == 1  # the anonymous one stays, unlinked
     assert pending(loaded) == 0  # used: gone
     again = press(app, preview.buttons[0].action_id, "erik")
     assert again.refused and again.message.text == (

@@ -249,9 +249,11 @@ def test_delete_own_and_erase_a_person(oapp: CxApp, loaded: sessionmaker[Session
     with loaded() as session:
         assert session.scalar(select(func.count()).select_from(Observation)) == 2  # nothing gone yet
     erased = press(oapp, preview.buttons[0].action_id, "erik").message.text
-    assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit.")
+    assert erased is not None and erased.startswith("Raderade allt Mikael Eriksson skrivit under eget namn.")
     with loaded() as session:
-        assert session.scalar(select(func.count()).select_from(Observation)) == 0  # the anonymous one too
+        # The anonymous one stays, as it was, and nothing links it to him any more.
+        assert session.scalars(select(Observation.text)).all() == ["Chefen lyssnar aldrig på montörerna"]
+        assert session.scalar(select(func.count()).select_from(ObservationSeer)) == 0
         assert session.scalar(select(func.count()).select_from(Issue)) == 1  # the issue stays
         assert session.scalars(select(IssueEvent.actor_id)).all() == [None]  # ...unattributed
         waiting = session.scalars(select(Outbox).where(Outbox.status.in_(("pending", "sending")))).all()

@@ -1,6 +1,13 @@
-"""The right to erasure (`/cx erase <person>`): everything a person wrote, and everything that
-names them, goes from the database in one transaction; the issues stay with their teams, and the
-bot's delivered posts that named or quoted them are edited in place."""
+"""The right to erasure (`/cx erase <person>`): everything a person wrote under their name, and
+everything that names them, goes from the database in one transaction; the issues stay with their
+teams, and the bot's delivered posts that named or quoted them are edited in place.
+
+What they wrote anonymously stays as it is, and only its hidden link to them (the reporter or
+seer row) goes. Changing it at the moment of their erasure (a marker in the text, an edit of its
+posts, an observation gone from the week's count) would tell everyone watching who wrote it,
+which is the one thing its writer asked the bot never to say. The text carries no identity; if it
+names the erased person, that name gives way to "someone (erased)" as it does in every other text,
+whoever wrote it, so that change says nothing about who the writer was."""
 
 from __future__ import annotations
 
@@ -95,8 +102,9 @@ def erase_person(
 ) -> Erased:
     """The right to erasure, in the caller's one transaction: a failure leaves nothing half done.
 
-    Everything the person wrote goes: their observations (anonymous ones too) are deleted, and
-    their words in issues, timelines and stored posts are replaced by a marker. Nothing names
+    Everything the person wrote under their name goes: their observations are deleted, and
+    their words in issues, timelines and stored posts are replaced by a marker. What they wrote
+    anonymously stays, unlinked from them (see the module's note). Nothing names
     them any more: their person row, identities, memberships, drafts, +1s and tip reactions are
     deleted, and what pointed at them points at no one. The issues stay with their teams. Posts
     to them are deleted; the bot's posts to others that named or quoted them are rewritten, and
@@ -121,11 +129,9 @@ def erase_person(
 
 
 def _written_by(person_id: int) -> Any:
-    """Observations the person wrote: named, or anonymous and linked only by their seer row."""
-    seen = select(ObservationSeer.observation_id).where(ObservationSeer.person_id == person_id)
-    return (Observation.author_id == person_id) | (
-        Observation.anonymous & (Observation.source == "command") & Observation.id.in_(seen)
-    )
+    """Observations the person wrote under their name. Their anonymous ones are linked to them
+    only by a seer row, which goes with the rest of what names them; the observations stay."""
+    return Observation.author_id == person_id
 
 
 @dataclass
@@ -203,17 +209,23 @@ class _Erasure:
         ids = [o.id for o in self.observations]
         session.execute(delete(ObservationSeer).where(ObservationSeer.observation_id.in_(ids)))
         session.execute(delete(Observation).where(Observation.id.in_(ids)))
-        # What others wrote stays; that they captured it or placed it no longer says who.
+        # What others wrote, and what they wrote anonymously, stays; that they captured it, placed
+        # it or wrote it (an anonymous one's only link to them) no longer says who.
         session.execute(delete(ObservationSeer).where(ObservationSeer.person_id == person_id))
         for column in (Observation.captured_by_id, Observation.corrected_by_id):
             _unlink(session, column, person_id)
 
     def forget_person(self) -> None:
         session, person_id = self.session, self.person.id
-        # Issues they acted on or followed: their timelines and notices may name them. The routed
-        # post shows only the reporter and the assignee: those issues are shown again.
+        # Issues they acted on or followed by name: their timelines and notices may name them. The
+        # routed post shows only the reporter and the assignee: those issues are shown again. What
+        # they reported or +1'd anonymously never named them: its follower row just goes, below.
         self.related |= set(session.scalars(select(IssueEvent.issue_id).where(IssueEvent.actor_id == person_id)))
-        self.related |= set(session.scalars(select(IssueFollower.issue_id).where(IssueFollower.person_id == person_id)))
+        self.related |= set(
+            session.scalars(
+                select(IssueFollower.issue_id).where(IssueFollower.person_id == person_id, ~IssueFollower.anonymous)
+            )
+        )
         self.touched |= set(session.scalars(select(Issue.id).where(Issue.assignee_id == person_id)))
         self.touched |= set(
             session.scalars(
@@ -406,7 +418,11 @@ def _first_words(session: Session, person: Person) -> datetime | None:
     """When they first wrote or did anything in the bot."""
     moments = [
         session.scalar(select(func.min(IssueEvent.at)).where(IssueEvent.actor_id == person.id)),
-        session.scalar(select(func.min(IssueFollower.joined_at)).where(IssueFollower.person_id == person.id)),
+        session.scalar(
+            select(func.min(IssueFollower.joined_at)).where(
+                IssueFollower.person_id == person.id, ~IssueFollower.anonymous
+            )
+        ),
         session.scalar(select(func.min(Observation.created_at)).where(_written_by(person.id))),
     ]
     return min((moment for moment in moments if moment is not None), default=None)
@@ -432,14 +448,14 @@ def _routed_issue(topic: str) -> int | None:
 def _their_issue_texts(
     session: Session, person: Person, observations: Sequence[Observation]
 ) -> dict[tuple[int, str], str]:
-    """Where the person's words stand in issues: what they reported (unless it was someone
-    else's observation they turned into an issue), issues made from their observations, and
-    the actions they resolved issues with."""
+    """Where the person's words stand in issues: what they reported under their name (unless it
+    was someone else's observation they turned into an issue), issues made from their named
+    observations, and the actions they resolved issues with. Not what they reported anonymously."""
     found: dict[tuple[int, str], str] = {}
     reported = session.scalars(
         select(Issue)
         .join(IssueFollower, IssueFollower.issue_id == Issue.id)
-        .where(IssueFollower.person_id == person.id, IssueFollower.role == "reporter")
+        .where(IssueFollower.person_id == person.id, IssueFollower.role == "reporter", ~IssueFollower.anonymous)
     ).all()
     theirs = {o.id for o in observations}
     borrowed = {
@@ -478,7 +494,14 @@ def _their_resolutions(session: Session, person: Person) -> list[tuple[int, str]
 
 def _their_other_words(session: Session, person: Person) -> list[str]:
     """Their words that stay nowhere but may be quoted: every action they resolved with (an
-    issue resolved again keeps only the last), and the reports they left waiting as drafts."""
+    issue resolved again keeps only the last), and the reports they left waiting as drafts (not
+    anonymous ones: the same words may stand in an anonymous issue, which stays as it is)."""
     drafts = session.scalars(select(ReportDraft.payload).where(ReportDraft.person_id == person.id))
-    drafted = [str(payload[k]) for payload in drafts for k in ("description", "impact") if payload.get(k)]
+    drafted = [
+        str(payload[k])
+        for payload in drafts
+        if not payload.get("anonymous")
+        for k in ("description", "impact")
+        if payload.get(k)
+    ]
     return [action for _, action in _their_resolutions(session, person)] + drafted

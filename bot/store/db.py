@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from alembic import command
 from alembic.config import Config
@@ -42,12 +44,89 @@ def normalize_url(url: str) -> str:
     return url
 
 
+MASK = "***"
+# A query parameter or fragment field whose name holds one of these holds a credential:
+# password, passwd, pwd, sslpassword, secret, client_secret, token, access_token, key, apikey,
+# api_key, auth, Authorization, X-Amz-Credential, X-Amz-Signature…
+_SECRET_NAME_PARTS = ("pass", "pwd", "secret", "token", "key", "auth", "credential", "signature", "session")
+_SECRET_NAMES = ("sig", "code", "jwt")
+# Tokens where a path goes (Slack's and OpenAI's, GitHub's): the segment is masked from them on.
+_TOKEN_IN_PATH = re.compile(r"(?i)(?:xox[a-z]-|xapp-|sk-|ghp_|github_pat_)[^/?#;&]*")
+_HTTP_SCHEMES = ("http", "https", "ws", "wss")
+
+
+def _secret_name(name: str) -> bool:
+    folded = unquote(name).casefold().replace("-", "_")
+    return folded in _SECRET_NAMES or any(part in folded for part in _SECRET_NAME_PARTS)
+
+
+def _masked_pairs(text: str) -> str:
+    """``a=1&password=x;b=2``: the value of each credential-looking name masked, and whatever
+    follows an encoded ``#`` (SQLAlchemy renders a URL's fragment into the last value)."""
+    pairs = []
+    for pair in re.split(r"([&;])", text):
+        name, equals, value = pair.partition("=")
+        if pair in ("&", ";"):
+            pairs.append(pair)
+        elif equals and _secret_name(name):
+            pairs.append(f"{name}={MASK}")
+        elif re.search(r"(?i)%23", value):
+            pairs.append(f"{name}={re.split(r'(?i)%23', value)[0]}%23{MASK}")
+        else:
+            pairs.append(pair)
+    return "".join(pairs)
+
+
 def safe_url(url: str) -> str:
-    """The URL with its password masked, for messages and logs."""
+    """The URL as it may be shown in a message or a log: every credential-looking part masked
+    (the userinfo's password, or on HTTP the whole userinfo; query parameters named like
+    credentials; the fragment; tokens where a path goes), the rest kept to find the server by.
+    The one function for every URL cxbot prints: database, warehouse, Slack and OpenAI bases."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:  # not a URL: whatever looks like userinfo, and every credential, goes
+        return _masked_pairs(_TOKEN_IN_PATH.sub(MASK, url.rpartition("@")[2] if "@" in url else url))
+    rest, hash_, _fragment = rest.partition("#")
+    rest, question, query = rest.partition("?")
+    # The userinfo ends at the last "@", even when an unencoded password holds a "/" (SQLAlchemy
+    # reads it so); an "@" further along a plain path ("/users/@me") is not one.
+    userinfo, at, after = rest.rpartition("@")
+    if at and ("/" not in userinfo or ":" in userinfo.split("/")[0]):
+        host, slash, path = after.partition("/")
+    else:
+        userinfo, at = "", ""
+        host, slash, path = rest.partition("/")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        http = scheme.casefold().split("+")[0] in _HTTP_SCHEMES
+        userinfo = MASK if http and not colon else f"{user}:{MASK}" if colon else user
+        if http and colon:
+            userinfo = f"{MASK}:{MASK}" if _TOKEN_IN_PATH.search(user) else userinfo
+    path, semicolon, parameters = path.partition(";")
+    shown = f"{scheme}://{userinfo}{at}{host}{slash}{_TOKEN_IN_PATH.sub(MASK, path)}"
+    if semicolon:
+        shown += ";" + _masked_pairs(parameters)
+    if question:
+        shown += "?" + _masked_pairs(query)
+    if hash_:
+        shown += "#" + MASK
+    return shown
+
+
+def redacted(text: str, url: str) -> str:
+    """A driver's message about ``url`` with anything of the URL's credentials taken out (a
+    driver may quote the connection string it was given)."""
+    for raw in (url, unquote(url)):
+        text = text.replace(raw, safe_url(raw))
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return url.split("@")[-1] if "@" in url else url
+        return text
+    secrets = [parsed.password] if parsed.password else []
+    secrets += [v for k, vs in parsed.query.items() if _secret_name(k) for v in ((vs,) if isinstance(vs, str) else vs)]
+    for secret in secrets:
+        if secret and len(str(secret)) >= 3:
+            text = text.replace(str(secret), MASK)
+    return text
 
 
 # The databases cxbot is built and tested on, each with the driver it ships: any other URL would
@@ -75,7 +154,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             kwargs["connect_args"] = {**KEEPALIVE, **kwargs.get("connect_args", {})}
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, ValueError) as exc:
-        raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {exc}") from None
+        raise DatabaseError(f"cannot use the database URL {safe_url(url)!r}: {redacted(str(exc), url)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
@@ -150,10 +229,9 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as connection:
             inspect(connection).get_table_names()
     except Exception as exc:  # the driver's own exception types differ per database
-        reason = driver_reason(exc)
-        raise DatabaseError(
-            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: {reason}"
-        ) from None
+        url = engine.url.render_as_string(hide_password=False)
+        reason = redacted(driver_reason(exc), url)
+        raise DatabaseError(f"cannot reach the database at {safe_url(url)}: {reason}") from None
 
 
 def wait_for_database(

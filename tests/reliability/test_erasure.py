@@ -12,8 +12,10 @@ delivered. Every log record of the whole run is kept, at DEBUG.
 
 Then an admin erases him, and every column of every row of every table (reflected, so a table
 added later is searched too) and every log line is searched for his name, key, Slack id, Discord
-id and the distinctive words he wrote (``zanzibar-quokka-N``). What must survive does: the
-issues, their routing to the owners, other people's observations and issues as they were.
+id and the distinctive words he wrote under his name (``zanzibar-quokka-N``). What must survive
+does: the issues, their routing to the owners, other people's observations and issues as they
+were, and what he wrote anonymously (``wombat-ombudsman-N``), word for word and no longer linked
+to him (``tests/reliability/test_privacy.py`` shows colleagues see no change in it at all).
 
 **His person row is deleted, not kept under a pseudonym.** A row renamed "erased person 17"
 would still tie his acknowledgements, reassignments and +1s together as one person's, which is
@@ -58,7 +60,10 @@ from bot.store.models import (
 from tests.conftest import EXAMPLE, NOW, Clock
 
 NAME, KEY, SLACK_ID, DISCORD_ID = "Zebulon Ångmark", "zebulon", "U0ZEBULON9", "1199999999999999999"
-WORDS = "zanzibar-quokka"  # every text he writes carries it: zanzibar-quokka-1, -2, …
+WORDS = "zanzibar-quokka"  # every text he signs carries it: zanzibar-quokka-1, -4, …
+# What he writes anonymously carries this instead: it stays, as it is, unlinked from him (it is
+# not his to be traced by; changing it when he is erased would say who wrote it).
+UNSIGNED = "wombat-ombudsman"
 # Searched case-insensitively: the key is also his first name and part of his Slack id.
 TRACES = (NAME, "Zebulon", "Ångmark", KEY, SLACK_ID, DISCORD_ID, WORDS)
 
@@ -195,7 +200,7 @@ def his_full_life(world: World) -> dict[str, int]:
     # Observations: his own, named and anonymous; his chat message, captured by a colleague;
     # a colleague's message he captured; a colleague's he corrected.
     say(KEY, "/cx observe zanzibar-quokka-1 kunden ringde och var arg över fakturan, zanzibar-quokka-1")
-    say(KEY, "/cx observe anonymous zanzibar-quokka-2 installatören kom aldrig, zanzibar-quokka-2", platform="discord")
+    say(KEY, f"/cx observe anonymous {UNSIGNED}-2 installatören kom aldrig, {UNSIGNED}-2", platform="discord")
     world.app.react(
         Reaction(
             "slack",
@@ -235,10 +240,8 @@ def his_full_life(world: World) -> dict[str, int]:
         KEY, "/cx report faktura: zanzibar-quokka-4 fakturan visar dubbla belopp | impact: zanzibar-quokka-5 tre samtal"
     )
     issues["his"] = world.number("zanzibar-quokka-4")
-    say(
-        KEY, "/cx report high anonymous chatt: zanzibar-quokka-6 chattboten svarar bara på engelska", platform="discord"
-    )
-    issues["his_anonymous"] = world.number("zanzibar-quokka-6")
+    say(KEY, f"/cx report high anonymous chatt: {UNSIGNED}-6 chattboten svarar bara på engelska", platform="discord")
+    issues["his_anonymous"] = world.number(f"{UNSIGNED}-6")
     say("leila", "/cx report app: Appen kraschar när kunden loggar in med BankID")
     issues["plus_one"] = world.number("Appen kraschar")
     offer = say(KEY, "/cx report app: appen kraschar när kunden loggar in med bankid zanzibar-quokka-7")
@@ -333,8 +336,9 @@ def log_leaks(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [line for line in caplog.text.splitlines() if traces_in(line)]
 
 
-def others_observations(session_factory: sessionmaker[Session]) -> dict[int, tuple[Any, ...]]:
-    """Other people's observations as they stand, leaving out the columns that named him."""
+def kept_observations(session_factory: sessionmaker[Session]) -> dict[int, tuple[Any, ...]]:
+    """The observations that stay (other people's, and his anonymous one) as they stand,
+    leaving out the columns that named him."""
     with session_factory() as session:
         rows = session.scalars(select(Observation).where(~Observation.text.contains(WORDS)).order_by(Observation.id))
         return {
@@ -381,8 +385,8 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
         assert session.scalar(select(func.count()).select_from(TipEngagement)) == 3
         assert session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "sent")) > 20
         assert session.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) > 0
-    others, texts = others_observations(sf), issue_texts(sf)
-    assert len(others) == 3  # jonas's two (one captured by him), elin's anonymous one
+    kept, texts = kept_observations(sf), issue_texts(sf)
+    assert len(kept) == 4  # jonas's two (one captured by him), elin's anonymous one, his anonymous one
 
     reply = world.erase("erik", KEY)
 
@@ -393,6 +397,8 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
     after = every_row(engine)
     assert leaks(after) == []
     assert log_leaks(caplog) == []
+    kept_words = "\n".join(after["observation"] + after["issue"])
+    assert f"{UNSIGNED}-2" in kept_words and f"{UNSIGNED}-6" in kept_words  # his anonymous words stay
 
     with sf() as session:
         assert session.scalar(select(Person).where(Person.key == KEY)) is None
@@ -408,17 +414,17 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
         assert session.scalar(select(func.count()).select_from(IssueEvent)) == len(before["issue_event"])
     now = issue_texts(sf)
     assert now[issues["his"]][:2] == (REMOVED, REMOVED)
-    assert now[issues["his_anonymous"]][0] == REMOVED
+    assert now[issues["his_anonymous"]] == texts[issues["his_anonymous"]]  # anonymous: as it was
     assert now[issues["from_his_words"]][0] == REMOVED
     assert now[issues["he_resolved"]][2] == REMOVED
     assert now[issues["he_resolved"]][0] == texts[issues["he_resolved"]][0]  # jonas's report
     assert now[issues["his"]][2] == texts[issues["his"]][2]  # fatima's action
-    changed = {issues[k] for k in ("his", "his_anonymous", "from_his_words", "he_resolved")}
+    changed = {issues[k] for k in ("his", "from_his_words", "he_resolved")}
     for number, values in texts.items():
         if number not in changed:  # other people's words, to the letter
             assert now[number][:3] == values[:3], number
     assert now[issues["he_made"]][0] == "Kunden tyckte att appen var toppen efter uppdateringen"  # jonas's words
-    assert others_observations(sf) == others  # other people's observations, untouched
+    assert kept_observations(sf) == kept  # other people's observations and his anonymous one, untouched
 
     # The timeline still reads, in both languages: "acknowledged by someone (erased)".
     for who, language in (("elin", "sv"), ("fatima", "en")):
@@ -432,8 +438,9 @@ def test_erasure_leaves_no_trace_of_his_words_or_identity(
     assert edits and not [p for p in edits if traces_in(p.message.model_dump_json())]
     # A routed post's edit is keyed "<topic>:v<version>:edit:<the post it edits>".
     edited_topics = {p.idempotency_key.split(":edit:")[0].rsplit(":v", 1)[0] for p in edits if p.edit_ref}
-    for name in ("his", "his_anonymous", "plus_one", "he_resolved", "assigned_to_him", "from_his_words", "he_made"):
+    for name in ("his", "plus_one", "he_resolved", "assigned_to_him", "from_his_words", "he_made"):
         assert f"issue:{issues[name]}:routed" in edited_topics, name
+    assert f"issue:{issues['his_anonymous']}:routed" not in edited_topics  # nothing to say who wrote it
     digest_edits = [p for p in edits if p.edit_ref and p.message.header and "2026-W48" in p.message.header]
     assert {p.target.platform for p in digest_edits} == {"slack", "discord"}
     # Scrubbed, not built again (a digest is a record of its week, with that week's figures and
@@ -518,3 +525,25 @@ def test_a_post_that_may_be_on_the_platform_gets_its_edit(world: World) -> None:
         edits = session.scalars(select(Outbox).where(Outbox.update_of_id.in_([r.id for r in routed]))).all()
         assert {e.update_of_id for e in edits} == {r.id for r in routed}
         assert not [e for e in edits if traces_in(json.dumps(e.payload, ensure_ascii=False))]
+
+
+def test_his_name_leaves_anonymous_texts_as_it_leaves_any_text(world: World, engine: Engine) -> None:
+    """An anonymous text naming him loses his name, whoever wrote it: the rule is the same for
+    his own anonymous words and for a colleague's, so the change says nothing about who wrote
+    them. The rest of the text stays, as it was."""
+    world.say(KEY, f"/cx observe anonymous {NAME} glömde ringa tillbaka kunden om flytten")
+    world.say("leila", f"/cx observe anonymous {NAME} lovade kunden ett nytt avtal")
+    world.say(KEY, f"/cx report anonymous faktura: {NAME} skickade fakturan till fel adress")
+    world.say("leila", f"/cx report anonymous app: {NAME} sa att appen visar fel saldo")
+    world.settle()
+    world.say("erik", f"/cx erase {KEY}")
+    someone = CATALOGUE.text("sv", "erasure.someone")
+    with world.session_factory() as session:
+        observations = set(session.scalars(select(Observation.text).where(Observation.anonymous)))
+        issues = set(session.scalars(select(Issue.description).where(Issue.anonymous)))
+    assert observations == {
+        f"{someone} glömde ringa tillbaka kunden om flytten",
+        f"{someone} lovade kunden ett nytt avtal",
+    }
+    assert issues == {f"{someone} skickade fakturan till fel adress", f"{someone} sa att appen visar fel saldo"}
+    assert leaks(every_row(engine)) == []
