@@ -383,7 +383,10 @@ def test_an_ear_reaction_saves_the_message(running: Running, stub: DiscordStub, 
     while time.time() < deadline and count(loaded, Observation) == 0:
         time.sleep(0.05)
     with loaded() as session:
-        assert [o.text for o in session.scalars(select(Observation))] == ["Fakturan kom två gånger"]
+        saved = session.scalars(select(Observation)).one()
+    assert saved.text == "Fakturan kom två gånger"
+    # The guild message's own link (a link under @me would open nothing for a guild message).
+    assert saved.source_link == f"https://discord.com/channels/{GUILD}/{CHANNEL}/{target}"
 
 
 # --- the outbox sender ------------------------------------------------------------------------
