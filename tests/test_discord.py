@@ -20,7 +20,7 @@ from adapters.discord.bot import CAPTURE_MENU, CxDiscord, command_help
 from adapters.discord.render import CHART_FILENAME, message_embed
 from adapters.discord.sender import DiscordSender, post_nonce
 from bot.app import CxApp
-from bot.messages import Button, Image, Message, MessageField
+from bot.messages import Button, Click, Image, Invocation, Message, MessageField
 from bot.outbox import DeliveryError, Post, Target
 from bot.store.models import Attachment, Identity, Issue, Observation, Outbox, Person
 from tests.conftest import NOW, Clock
@@ -339,6 +339,63 @@ def test_autocomplete_offers_stages(running: Running, stub: DiscordStub) -> None
     answer = callbacks(stub)[0]
     assert answer["type"] == 8
     assert {"name": "Förnyelse och lojalitet", "value": "loyalty"} in answer["data"]["choices"]
+
+
+STRANGER = 1190000000000000099  # a guild member who is not in the journey file
+
+
+def suggested(running: Running, stub: DiscordStub, sub: str, typed: str, user: int = LEILA) -> list[str]:
+    """The values Discord's autocomplete offers ``user`` for ``/cx <sub> <typed>``."""
+    before = len(stub.find("POST", r".*/callback"))
+    running.feed(slash(sub, typed, focused=True, member=member(user, MANAGE_GUILD)))
+    answer = callbacks(stub, before + 1)[-1]
+    assert answer["type"] == 8
+    return [choice["value"] for choice in answer["data"]["choices"]]
+
+
+def test_autocomplete_offers_touchpoints_by_the_aliases_the_command_accepts(
+    running: Running, stub: DiscordStub
+) -> None:
+    assert suggested(running, stub, "report", "kassan")[0] == "order-form: "  # an alias, as /cx report kassan: …
+    assert suggested(running, stub, "report", "kassan: kön stod still")[0] == "order-form: kön stod still"
+    assert suggested(running, stub, "report", "beställningsformular")[0].startswith("order-form")  # a near spelling
+
+
+def test_autocomplete_tells_nothing_to_people_the_core_does_not_know(
+    running: Running, stub: DiscordStub, core: CxApp
+) -> None:
+    core.dispatch(Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "report faktura: Kunden Nilsson fick fel"))
+    core.dispatch(Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "observe Kunden Berg var arg"))
+    everything = {
+        "issue": "",
+        "observation": "",
+        "erase": "",
+        "journey": "",
+        "kpi": "",
+        "report": "",
+        "subscribe": "",
+        "issues": "",
+        "tip": "",
+    }
+    for sub, typed in everything.items():
+        assert suggested(running, stub, sub, typed, user=STRANGER) == [], sub
+    # Someone known gets what the commands show them: issues and observations, not the people
+    # under erase (an admin command)...
+    assert suggested(running, stub, "issue", "nilsson") == ["1"]
+    assert suggested(running, stub, "observation", "berg") != []
+    assert suggested(running, stub, "erase", "") == []
+    assert suggested(running, stub, "subscribe", "") == []
+    # ...and an admin gets the people.
+    assert "leila" in suggested(running, stub, "erase", "lei", user=ELIN)
+
+
+def test_people_the_core_does_not_know_see_neither_the_journey_nor_the_kpis(core: CxApp) -> None:
+    for text in ("journey", "journey köp", "kpi", "kpi köp"):
+        reply = core.dispatch(Invocation("discord", str(GUILD), str(STRANGER), str(CHANNEL), text))
+        assert reply.refused, text
+        assert str(STRANGER) in reply.message.plain_text()  # "I don't know who you are … (your id is …)"
+    stage_button = Click("discord", str(GUILD), str(STRANGER), str(CHANNEL), "journey:stage:purchase")
+    assert core.click(stage_button).refused
 
 
 # --- observations ----------------------------------------------------------------------------

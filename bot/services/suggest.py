@@ -1,11 +1,17 @@
 """What a platform can offer while someone types a command's argument (Discord's autocomplete):
-stages, touchpoints, people, issue and observation numbers, the words a command knows."""
+stages, touchpoints, people, issue and observation numbers, the words a command knows.
+
+Suggestions are an answer like any other: someone the core does not know gets none, and nobody
+gets more than the command itself would show them (an admin command's suggestions are for
+admins only). Touchpoints are ranked by the same matcher the command uses, aliases included.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.domain.matching import Candidate, rank_while_typing
 from bot.store.models import Issue, Observation, Org, Person, Stage, Touchpoint
 
 LIMIT = 25
@@ -19,8 +25,19 @@ FIXED = {
 }
 
 
-def suggestions(session: Session, org: Org, language: str, command: str, current: str) -> list[tuple[str, str]]:
-    """(label, value) pairs for what has been typed so far; at most 25, best first."""
+def suggestions(
+    session: Session,
+    org: Org,
+    viewer: Person | None,
+    language: str,
+    command: str,
+    current: str,
+    *,
+    admin_command: bool,
+) -> list[tuple[str, str]]:
+    """(label, value) pairs for what ``viewer`` has typed so far; at most 25, best first."""
+    if viewer is None or (admin_command and not viewer.is_admin):
+        return []
     typed = current.strip().casefold()
 
     def keep(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -36,12 +53,7 @@ def suggestions(session: Session, org: Org, language: str, command: str, current
         )
         return keep([(s.name(language), s.key) for s in stages])
     if command == "report":
-        touchpoints = session.scalars(
-            select(Touchpoint)
-            .where(Touchpoint.org_id == org.id, Touchpoint.archived_at.is_(None))
-            .order_by(Touchpoint.position)
-        )
-        return keep([(f"{t.name(language)}: …", f"{t.key}: ") for t in touchpoints])
+        return touchpoint_suggestions(session, org, language, current)
     if command == "erase":
         people = session.scalars(
             select(Person).where(Person.org_id == org.id, Person.archived_at.is_(None)).order_by(Person.name)
@@ -61,3 +73,20 @@ def suggestions(session: Session, org: Org, language: str, command: str, current
         )
         return keep([(f"#{number} {' '.join(text.split())[:80]}", str(number)) for number, text in observations])
     return []
+
+
+def touchpoint_suggestions(session: Session, org: Org, language: str, current: str) -> list[tuple[str, str]]:
+    """``/cx report <touchpoint>: <text>``: the touchpoints the part before the colon may name,
+    each keeping what was already written after it."""
+    named, colon, said = current.partition(":")
+    touchpoints = {
+        t.key: t
+        for t in session.scalars(
+            select(Touchpoint)
+            .where(Touchpoint.org_id == org.id, Touchpoint.archived_at.is_(None))
+            .order_by(Touchpoint.position)
+        )
+    }
+    ranked = rank_while_typing(named, [Candidate(t.key, t.spellings()) for t in touchpoints.values()])
+    tail = said.strip() if colon else ""
+    return [(f"{touchpoints[key].name(language)}: {tail or '…'}", f"{key}: {tail}") for key in ranked[:LIMIT]]
