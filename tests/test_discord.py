@@ -364,7 +364,9 @@ def test_autocomplete_offers_touchpoints_by_the_aliases_the_command_accepts(
 def test_autocomplete_tells_nothing_to_people_the_core_does_not_know(
     running: Running, stub: DiscordStub, core: CxApp
 ) -> None:
-    core.dispatch(Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "report faktura: Kunden Nilsson fick fel"))
+    core.dispatch(
+        Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "report faktura: Kunden Nilsson fick fel")
+    )
     core.dispatch(Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "observe Kunden Berg var arg"))
     everything = {
         "issue": "",
