@@ -845,6 +845,29 @@ def test_subscribing_a_channel_joins_it(slack: SlackBot, stub: SlackStub, loaded
     assert [c["channel"] for c in stub.called("conversations.join")] == ["C0NLALL000"]
 
 
+@pytest.mark.parametrize(
+    ("user", "text"),
+    [
+        ("U0NOBODY99", "subscribers"),  # not in the journey file, not even the command
+        ("U0NOBODY99", "prenumererax"),
+        ("U0NOBODY99", "subscribe digest"),  # the command, refused: unknown person
+        ("U0NOBODY99", "prenumerera alla"),
+        (LEILA, "subscribe all"),  # known, not an admin
+        ("U0NLELIN09", "subscribers"),  # an admin, but no such command: the help
+        ("U0NLELIN09", "subscribe everything"),  # an admin, refused: no such kind
+        ("U0NLELIN09", "prenumererax digest"),
+    ],
+)
+def test_the_bot_joins_a_channel_only_when_the_core_accepted_a_subscription(
+    slack: SlackBot, stub: SlackStub, user: str, text: str
+) -> None:
+    command(slack, text, user=user, channel="C0NLSECRET")
+    assert stub.called("conversations.join") == []
+    assert stub.called("response_url")  # answered all the same
+    command(slack, "subscribe digest", user="U0NLELIN09", channel="C0NLSECRET")  # the real thing joins
+    assert [c["channel"] for c in stub.called("conversations.join")] == ["C0NLSECRET"]
+
+
 def test_an_answer_that_cannot_go_to_the_channel_goes_to_the_dm(slack: SlackBot, stub: SlackStub) -> None:
     stub.fail_next("chat.postEphemeral", 200, error="channel_not_found")
     interaction(
