@@ -381,8 +381,8 @@ def run_chat(
     try:
         if slack:
             from adapters.slack.bot import SlackBot, make_client  # composition root
-            from adapters.slack.runtime import socket_mode
             from adapters.slack.sender import SlackSender
+            from adapters.slack.socket_mode import SocketModeRefused, connect_socket_mode
 
             client = make_client(slack_token or "", settings.slack_api_base_url)
             bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
@@ -391,7 +391,10 @@ def run_chat(
                 slack_app = bot.app
                 platforms["slack"] = lambda: True  # nothing to keep connected: Slack calls us
             else:
-                handler = socket_mode(bot, app_token or "")
+                try:
+                    handler = connect_socket_mode(bot.app, app_token or "")
+                except SocketModeRefused as exc:  # a refused or revoked token: one line, as for Discord
+                    fail(f"Slack: {exc}")
                 closers.append(handler.close)
                 platforms["slack"] = handler.client.is_connected
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
