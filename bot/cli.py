@@ -405,7 +405,7 @@ def run_chat(
             )
         if discord:
             from adapters.discord.bot import CxDiscord, command_help
-            from adapters.discord.runtime import start_in_thread, stop_client
+            from adapters.discord.runtime import point_at, start_in_thread
             from adapters.discord.sender import DiscordSender
 
             discord_bot = CxDiscord(
@@ -416,10 +416,11 @@ def run_chat(
                 command_help=command_help(cx, language),
             )
             try:
-                thread = start_in_thread(discord_bot, discord_token or "")
+                point_at(settings.discord_api_base_url, settings.discord_gateway_url)
+                running = start_in_thread(discord_bot, discord_token or "")
             except Exception as exc:  # a bad token, an unreachable Discord: one line
                 fail(f"Discord: could not log in: {exc}")
-            closers.append(lambda: stop_client(discord_bot, thread))
+            closers.append(running.stop)
             platforms["discord"] = lambda: discord_bot.is_ready() and not discord_bot.is_closed()
             senders["discord"] = DiscordSender(discord_bot, session_factory)
             typer.echo("cxbot: Discord adapter running.", err=True)

@@ -7,14 +7,12 @@ command or interaction as an envelope (``{"envelope_id", "type", "payload",
 ``{"type": "disconnect", "reason": "refresh_requested" | "warning" | "link_disabled"}``; it keeps
 the old socket open for a while (a few seconds) so the client can open a new one first.
 
-This stub serves plain ``ws://`` on 127.0.0.1 (aiohttp, which discord.py already brings), runs
-in a thread of its own, records every connection and what each received, and lets a test send
-any frame on any connection and wait for acknowledgements.
+This stub serves plain ``ws://`` on 127.0.0.1 (tests/ws_stub.py), records every connection and
+what each received, and lets a test send any frame on any connection and wait for acks.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
@@ -23,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.ws_stub import LoopbackWebsocketServer
 
 
 @dataclass
@@ -34,42 +34,18 @@ class Connection:
     closed_at: float | None = None
 
 
-class SocketModeStub:
+class SocketModeStub(LoopbackWebsocketServer):
+    path = "/link/"
+
     def __init__(self, *, send_hello: bool = True) -> None:
         self.send_hello = send_hello
         self.connections: list[Connection] = []
         self._tickets = itertools.count(1)
         self._envelopes = itertools.count(1)
         self._changed = threading.Condition()
-        self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-        started = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(started,), name="socket-mode-stub", daemon=True)
-        self.thread.start()
-        if not started.wait(15):
-            raise RuntimeError("the Socket Mode stub did not start")
+        super().__init__()
 
-    # --- the server -----------------------------------------------------------------------
-
-    def _run(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._start())
-        started.set()
-        self.loop.run_forever()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/link/", self._serve)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def _serve(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(autoping=True)
-        await socket.prepare(request)
+    async def serve(self, socket: web.WebSocketResponse, request: web.Request) -> None:
         number = len(self.connections) + 1
         if self.send_hello:  # hello first: a connection a test sees is one Slack would send on
             await socket.send_str(json.dumps(hello(number)))
@@ -90,22 +66,10 @@ class SocketModeStub:
         with self._changed:
             connection.closed_at = time.monotonic()
             self._changed.notify_all()
-        return socket
 
     def url(self) -> str:
         """What ``apps.connections.open`` answers: a new ticket each time, as Slack's URLs are."""
         return f"ws://127.0.0.1:{self.port}/link/?ticket={next(self._tickets)}"
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for connection in list(self.connections):
-                await connection.socket.close()
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(15)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(15)
 
     # --- what a test does -----------------------------------------------------------------
 
@@ -116,7 +80,7 @@ class SocketModeStub:
             await connection.socket.send_str(json.dumps(frame))
             return time.monotonic()
 
-        return asyncio.run_coroutine_threadsafe(send(), self.loop).result(15)
+        return float(self.run(send()))
 
     def envelope(self, connection: Connection, kind: str, payload: dict[str, Any]) -> tuple[str, float]:
         """Send an envelope; returns its id and when it was sent."""
