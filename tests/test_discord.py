@@ -359,6 +359,7 @@ def test_autocomplete_offers_touchpoints_by_the_aliases_the_command_accepts(
     assert suggested(running, stub, "report", "kassan")[0] == "order-form: "  # an alias, as /cx report kassan: …
     assert suggested(running, stub, "report", "kassan: kön stod still")[0] == "order-form: kön stod still"
     assert suggested(running, stub, "report", "beställningsformular")[0].startswith("order-form")  # a near spelling
+    assert suggested(running, stub, "journey", "onbording")[0] == "onboarding"  # as /cx journey onbording finds it
 
 
 def test_autocomplete_tells_nothing_to_people_the_core_does_not_know(

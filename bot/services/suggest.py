@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.domain.matching import Candidate, rank_while_typing
-from bot.store.models import Issue, Observation, Org, Person, Stage, Touchpoint
+from bot.services.journey import active_stages, find_stage
+from bot.store.models import Issue, Observation, Org, Person, Touchpoint
 
 LIMIT = 25
 FIXED = {
@@ -48,10 +49,11 @@ def suggestions(
     if command in FIXED:
         return keep([(word, word) for word in FIXED[command]])
     if command in ("journey", "kpi"):
-        stages = session.scalars(
-            select(Stage).where(Stage.org_id == org.id, Stage.archived_at.is_(None)).order_by(Stage.position)
-        )
-        return keep([(s.name(language), s.key) for s in stages])
+        stages = active_stages(session, org)
+        meant = find_stage(stages, current)  # what the command would take (a near spelling too) first
+        pairs = [(s.name(language), s.key) for s in stages]
+        first = [(meant.name(language), meant.key)] if meant is not None else []
+        return list(dict.fromkeys(first + keep(pairs)))[:LIMIT]
     if command == "report":
         return touchpoint_suggestions(session, org, language, current)
     if command == "erase":
