@@ -4,7 +4,6 @@ API (tests/discord_stub.py) and gateway (tests/discord_gateway_stub.py)."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from tests.discord_gateway_stub import IDENTIFY, DiscordGatewayStub
 from tests.discord_stub import DiscordStub
-from tests.test_console import CXBOT, cli_env
+from tests.test_console import cli_env, start_cxbot
 
 APP, GUILD = 1100000000000000001, 900000000000000001
 
@@ -45,14 +44,7 @@ def test_sigterm_shuts_discord_down_cleanly(
     }
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         env.pop(name, None)
-    process = subprocess.Popen(
-        [CXBOT, "run", "--adapter", "discord", "--demo", "--no-clock"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cxbot(tmp_path, env, "run", "--adapter", "discord", "--demo", "--no-clock")
     try:
         identify = gateway.wait_for_op(IDENTIFY, timeout=120)  # logged in, commands synced, connected
         assert identify["d"]["token"] == "stub-token"

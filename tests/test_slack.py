@@ -776,7 +776,7 @@ def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path:
     import socket
     import subprocess
 
-    from tests.test_console import CXBOT, cli_env
+    from tests.test_console import cli_env, start_cxbot
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -788,13 +788,8 @@ def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path:
         "SLACK_API_BASE_URL": stub.api_url,
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    process = subprocess.Popen(
-        [CXBOT, "run", "--adapter", "slack", "--slack-http", "--port", str(port), "--demo", "--no-clock"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_cxbot(
+        tmp_path, env, "run", "--adapter", "slack", "--slack-http", "--port", str(port), "--demo", "--no-clock"
     )
     try:
         deadline = time.time() + 60
