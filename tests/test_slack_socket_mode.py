@@ -3,6 +3,7 @@ Slack's Web API (tests/slack_stub.py) and Socket Mode server (tests/socket_mode_
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from bot.app import CxApp
 from tests.conftest import Clock
 from tests.slack_stub import SlackStub
 from tests.socket_mode_stub import SocketModeStub, disconnect, slash_command
-from tests.test_console import CXBOT, cli_env
+from tests.test_console import CXBOT, cli_env, start_cxbot
 
 # Slack's limit is 3 s; slack_sdk's built-in client took 2.9 s here after a refresh, the chosen
 # one about 10 ms (benchmarks/socket_mode_reconnect.py). Generous for a busy machine, yet far
@@ -112,3 +113,40 @@ def test_cxbot_run_with_a_refused_app_token_says_so_in_one_line(
         finished.stderr
     )
     assert web.called("apps.connections.open")
+
+
+def test_cxbot_run_over_socket_mode_answers_across_a_refresh_and_stops_cleanly(
+    bare_engine: Any, tmp_path: Any, web: SlackStub, server: SocketModeStub
+) -> None:
+    """The real `cxbot run --adapter slack` in Socket Mode: a /cx command before and after Slack
+    asks for a reconnect is acknowledged on its socket and answered; SIGTERM ends it with 0."""
+    env = {
+        **cli_env(bare_engine, tmp_path),
+        "SLACK_BOT_TOKEN": "xoxb-e2e",
+        "SLACK_APP_TOKEN": "xapp-1-e2e",
+        "SLACK_API_BASE_URL": web.api_url,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    process = start_cxbot(tmp_path, env, "run", "--adapter", "slack", "--demo", "--no-clock")
+    try:
+        first = server.wait_for_connection(1, timeout=120)
+        envelope, _ = server.envelope(first, "slash_commands", slash_command("whoami", user="U0NLLEIL05"))
+        assert server.wait_for_ack(envelope)[0] is first
+        server.send(first, disconnect("refresh_requested"))
+        second = server.wait_for_connection(2)
+        envelope, sent = server.envelope(second, "slash_commands", slash_command("whoami", user="U0NLLEIL05"))
+        acked_on, acked_at = server.wait_for_ack(envelope)
+        assert acked_on is second and acked_at - sent < ACK_AFTER_REFRESH
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(web.called("chat.postEphemeral")) < 2:
+            time.sleep(0.05)
+        answers = web.called("chat.postEphemeral")
+        assert len(answers) == 2 and all("Leila" in str(a.get("blocks")) for a in answers)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert [line for line in stderr.splitlines() if "ERROR" in line or "Traceback" in line] == [], stderr
