@@ -358,6 +358,8 @@ def test_autocomplete_offers_touchpoints_by_the_aliases_the_command_accepts(
 ) -> None:
     assert suggested(running, stub, "report", "kassan")[0] == "order-form: "  # an alias, as /cx report kassan: …
     assert suggested(running, stub, "report", "kassan: kön stod still")[0] == "order-form: kön stod still"
+    assert suggested(running, stub, "report", "high anonym kassan")[0] == "high anonym order-form: "
+    assert suggested(running, stub, "report", "kassan: " + "x" * 120) == []  # a choice would cut the text
     assert suggested(running, stub, "report", "beställningsformular")[0].startswith("order-form")  # a near spelling
     assert suggested(running, stub, "journey", "onbording")[0] == "onboarding"  # as /cx journey onbording finds it
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.domain.issues import parse_report
 from bot.domain.matching import Candidate, rank_while_typing
 from bot.services.journey import active_stages, find_stage
 from bot.store.models import Issue, Observation, Org, Person, Touchpoint
 
 LIMIT = 25
+VALUE_LIMIT = 100  # Discord's longest choice value
 FIXED = {
     "lang": ("sv", "en"),
     "subscribe": ("tips", "digest", "all"),
@@ -78,9 +80,15 @@ def suggestions(
 
 
 def touchpoint_suggestions(session: Session, org: Org, language: str, current: str) -> list[tuple[str, str]]:
-    """``/cx report <touchpoint>: <text>``: the touchpoints the part before the colon may name,
-    each keeping what was already written after it."""
-    named, colon, said = current.partition(":")
+    """``/cx report [severity] [anonymous] <touchpoint>: <text>``, read by the command's own
+    parser: the touchpoints the name typed so far may mean, each choice keeping everything else
+    that was typed (a choice replaces the whole text, and Discord keeps 100 characters of it)."""
+    request = parse_report(current)
+    named = request.touchpoint if request.touchpoint is not None else request.description
+    start = current.find(named) if named else len(current.rstrip())
+    start = start if start >= 0 else len(current)
+    before = current[:start]
+    after = current[start + len(named) :] if request.touchpoint is not None else ": "
     touchpoints = {
         t.key: t
         for t in session.scalars(
@@ -90,5 +98,6 @@ def touchpoint_suggestions(session: Session, org: Org, language: str, current: s
         )
     }
     ranked = rank_while_typing(named, [Candidate(t.key, t.spellings()) for t in touchpoints.values()])
-    tail = said.strip() if colon else ""
-    return [(f"{touchpoints[key].name(language)}: {tail or '…'}", f"{key}: {tail}") for key in ranked[:LIMIT]]
+    said = request.description if request.touchpoint is not None else ""
+    choices = [(f"{touchpoints[key].name(language)}: {said or '…'}", f"{before}{key}{after}") for key in ranked]
+    return [(label, value) for label, value in choices if len(value) <= VALUE_LIMIT][:LIMIT]
