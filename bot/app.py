@@ -321,8 +321,9 @@ class CxApp:
             return self.default_language
 
     def suggest(self, platform: str, user_id: str, command: str, current: str) -> list[tuple[str, str]]:
-        """Autocomplete for a command's argument, in the person's language; [] on any trouble
-        (a suggestion list is never worth an error)."""
+        """Autocomplete for a command's argument, in the person's language: only for people the
+        core knows, never more than the command would show them; [] on any trouble (a
+        suggestion list is never worth an error)."""
         try:
             with self.session_factory() as session:
                 org = current_org(session)
@@ -330,7 +331,9 @@ class CxApp:
                     return []
                 person = person_for(session, platform, user_id)
                 language = language_for(person, org, self.default_language)
-                return suggestions(session, org, language, command, current[:100])
+                known = self.registry.commands.get(command)
+                admin_command = known is None or known.for_admins("")
+                return suggestions(session, org, person, language, command, current[:100], admin_command=admin_command)
         except Exception:
             log.exception("suggestions for %s failed", command)
             return []

@@ -416,8 +416,8 @@ def run_chat(
     try:
         if slack:
             from adapters.slack.bot import SlackBot, make_client  # composition root
-            from adapters.slack.runtime import socket_mode
             from adapters.slack.sender import SlackSender
+            from adapters.slack.socket_mode import SocketModeRefused, connect_socket_mode
 
             client = make_client(slack_token or "", settings.slack_api_base_url)
             bot = SlackBot(cx, client, signing_secret=secret, capture_emoji=settings.capture_emoji_set)
@@ -426,7 +426,10 @@ def run_chat(
                 slack_app = bot.app
                 platforms["slack"] = lambda: True  # nothing to keep connected: Slack calls us
             else:
-                handler = socket_mode(bot, app_token or "")
+                try:
+                    handler = connect_socket_mode(bot.app, app_token or "")
+                except SocketModeRefused as exc:  # a refused or revoked token: one line, as for Discord
+                    fail(f"Slack: {exc}")
                 closers.append(handler.close)
                 platforms["slack"] = handler.client.is_connected
             sender_client = make_client(slack_token or "", settings.slack_api_base_url, retries=False)
@@ -441,7 +444,7 @@ def run_chat(
             )
         if discord:
             from adapters.discord.bot import CxDiscord, command_help
-            from adapters.discord.runtime import start_in_thread, stop_client
+            from adapters.discord.runtime import point_at, start_in_thread
             from adapters.discord.sender import DiscordSender
 
             discord_bot = CxDiscord(
@@ -452,10 +455,11 @@ def run_chat(
                 command_help=command_help(cx, language),
             )
             try:
-                thread = start_in_thread(discord_bot, discord_token or "")
+                point_at(settings.discord_api_base_url, settings.discord_gateway_url)
+                running = start_in_thread(discord_bot, discord_token or "")
             except Exception as exc:  # a bad token, an unreachable Discord: one line
                 fail(f"Discord: could not log in: {exc}")
-            closers.append(lambda: stop_client(discord_bot, thread))
+            closers.append(running.stop)
             platforms["discord"] = lambda: discord_bot.is_ready() and not discord_bot.is_closed()
             senders["discord"] = DiscordSender(discord_bot, session_factory)
             typer.echo("cxbot: Discord adapter running.", err=True)

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # the admin sub-commands besides Manage Server.
     discord_guild_ids: DiscordIds = Field(default="", validation_alias="DISCORD_GUILD_IDS")
     discord_admin_role_ids: DiscordIds = Field(default="", validation_alias="DISCORD_ADMIN_ROLE_IDS")
+    # Another REST API base and gateway than Discord's own (a proxy; tests point them at stubs).
+    discord_api_base_url: str | None = Field(default=None, validation_alias="DISCORD_API_BASE_URL")
+    discord_gateway_url: str | None = Field(default=None, validation_alias="DISCORD_GATEWAY_URL")
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = "gpt-4o-mini"

@@ -73,6 +73,10 @@ class Reply:
     refused: bool = False
     # The core could not do it: "failed" (a bug) or "database_unavailable"; nothing was saved.
     failure: str = ""
+    # The core accepted a command that makes this channel receive the bot's posts: a platform
+    # whose bot must be a member to post, upload and hear reactions there (Slack) joins it.
+    # Platform side effects follow from what the core accepted, never from the typed text.
+    join_channel: bool = False
 
     @property
     def outcome(self) -> str:

@@ -27,6 +27,8 @@ class SlackStub:
         self._ts = itertools.count(1)
         self.clock: Callable[[], float] = time.time  # Slack's clock, for message timestamps
         self._files = itertools.count(1)
+        # apps.connections.open's answer: the URL of a Socket Mode server (tests/socket_mode_stub.py)
+        self.socket_mode_url: Callable[[], str] | None = None
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,6 +98,10 @@ class SlackStub:
         return sorted(found, key=lambda m: m["ts"])
 
     def answer(self, method: str, body: Any) -> Any:
+        if method == "apps.connections.open":  # Socket Mode: called with the app-level token
+            if self.socket_mode_url is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_mode_url()}
         if method == "auth.test":
             return {"ok": True, "team_id": "T0NL", "user_id": "UBOT", "bot_id": "BBOT", "user": "cxbot"}
         if method == "chat.postMessage":

@@ -91,8 +91,11 @@ def test_unknown_user_is_told_how_to_get_in(app: CxApp) -> None:
         "Jag vet inte vem du är på slack än (ditt användar-id är U999). "
         "Be en administratör lägga till dig i kundresefilen."
     )
-    # ...but may still read the journey, in the org's language.
-    assert say(app, "/cx journey", user="U999", platform="slack").message.header == ("Kundresan: Nordljus Energi AB")
+    # ...and is told the same, not shown the journey (it names its owners) or the KPIs (README).
+    for text in ("/cx journey", "/cx kpi"):
+        refused = say(app, text, user="U999", platform="slack")
+        assert refused.refused and "U999" in (refused.message.text or "")
+    assert say(app, "/cx help", user="U999", platform="slack").message.text  # help is for everyone
 
 
 def test_identity_on_each_platform_resolves_to_the_same_person(app: CxApp) -> None:

@@ -116,6 +116,14 @@ def run_cxbot(
     )
 
 
+def start_cxbot(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """The installed `cxbot` running in the background in a scratch folder, its output piped
+    (the test stops it)."""
+    return subprocess.Popen(
+        [CXBOT, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def test_the_real_command_reads_stdin_and_exits_0(bare_engine: Engine, tmp_path: Path) -> None:
     result = run_cxbot(bare_engine, tmp_path, "/cx help\n/cx journey\n", "run", "--adapter", "console", "--demo")
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,7 @@ from adapters.discord.bot import CAPTURE_MENU, CxDiscord, command_help
 from adapters.discord.render import CHART_FILENAME, message_embed
 from adapters.discord.sender import DiscordSender, post_nonce
 from bot.app import CxApp
-from bot.messages import Button, Image, Message, MessageField
+from bot.messages import Button, Click, Image, Invocation, Message, MessageField
 from bot.outbox import DeliveryError, Post, Target
 from bot.store.models import Attachment, Identity, Issue, Observation, Outbox, Person
 from tests.conftest import NOW, Clock
@@ -341,6 +341,68 @@ def test_autocomplete_offers_stages(running: Running, stub: DiscordStub) -> None
     assert {"name": "Förnyelse och lojalitet", "value": "loyalty"} in answer["data"]["choices"]
 
 
+STRANGER = 1190000000000000099  # a guild member who is not in the journey file
+
+
+def suggested(running: Running, stub: DiscordStub, sub: str, typed: str, user: int = LEILA) -> list[str]:
+    """The values Discord's autocomplete offers ``user`` for ``/cx <sub> <typed>``."""
+    before = len(stub.find("POST", r".*/callback"))
+    running.feed(slash(sub, typed, focused=True, member=member(user, MANAGE_GUILD)))
+    answer = callbacks(stub, before + 1)[-1]
+    assert answer["type"] == 8
+    return [choice["value"] for choice in answer["data"]["choices"]]
+
+
+def test_autocomplete_offers_touchpoints_by_the_aliases_the_command_accepts(
+    running: Running, stub: DiscordStub
+) -> None:
+    assert suggested(running, stub, "report", "kassan")[0] == "order-form: "  # an alias, as /cx report kassan: …
+    assert suggested(running, stub, "report", "kassan: kön stod still")[0] == "order-form: kön stod still"
+    assert suggested(running, stub, "report", "high anonym kassan")[0] == "high anonym order-form: "
+    assert suggested(running, stub, "report", "kassan: " + "x" * 120) == []  # a choice would cut the text
+    assert suggested(running, stub, "report", "beställningsformular")[0].startswith("order-form")  # a near spelling
+    assert suggested(running, stub, "journey", "onbording")[0] == "onboarding"  # as /cx journey onbording finds it
+
+
+def test_autocomplete_tells_nothing_to_people_the_core_does_not_know(
+    running: Running, stub: DiscordStub, core: CxApp
+) -> None:
+    core.dispatch(
+        Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "report faktura: Kunden Nilsson fick fel")
+    )
+    core.dispatch(Invocation("discord", str(GUILD), str(LEILA), str(CHANNEL), "observe Kunden Berg var arg"))
+    everything = {
+        "issue": "",
+        "observation": "",
+        "erase": "",
+        "journey": "",
+        "kpi": "",
+        "report": "",
+        "subscribe": "",
+        "issues": "",
+        "tip": "",
+    }
+    for sub, typed in everything.items():
+        assert suggested(running, stub, sub, typed, user=STRANGER) == [], sub
+    # Someone known gets what the commands show them: issues and observations, not the people
+    # under erase (an admin command)...
+    assert suggested(running, stub, "issue", "nilsson") == ["1"]
+    assert suggested(running, stub, "observation", "berg") != []
+    assert suggested(running, stub, "erase", "") == []
+    assert suggested(running, stub, "subscribe", "") == []
+    # ...and an admin gets the people.
+    assert "leila" in suggested(running, stub, "erase", "lei", user=ELIN)
+
+
+def test_people_the_core_does_not_know_see_neither_the_journey_nor_the_kpis(core: CxApp) -> None:
+    for text in ("journey", "journey köp", "kpi", "kpi köp"):
+        reply = core.dispatch(Invocation("discord", str(GUILD), str(STRANGER), str(CHANNEL), text))
+        assert reply.refused, text
+        assert str(STRANGER) in reply.message.plain_text()  # "I don't know who you are … (your id is …)"
+    stage_button = Click("discord", str(GUILD), str(STRANGER), str(CHANNEL), "journey:stage:purchase")
+    assert core.click(stage_button).refused
+
+
 # --- observations ----------------------------------------------------------------------------
 
 
@@ -383,7 +445,10 @@ def test_an_ear_reaction_saves_the_message(running: Running, stub: DiscordStub, 
     while time.time() < deadline and count(loaded, Observation) == 0:
         time.sleep(0.05)
     with loaded() as session:
-        assert [o.text for o in session.scalars(select(Observation))] == ["Fakturan kom två gånger"]
+        saved = session.scalars(select(Observation)).one()
+    assert saved.text == "Fakturan kom två gånger"
+    # The guild message's own link (a link under @me would open nothing for a guild message).
+    assert saved.source_link == f"https://discord.com/channels/{GUILD}/{CHANNEL}/{target}"
 
 
 # --- the outbox sender ------------------------------------------------------------------------

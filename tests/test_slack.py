@@ -776,7 +776,7 @@ def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path:
     import socket
     import subprocess
 
-    from tests.test_console import CXBOT, cli_env
+    from tests.test_console import cli_env, start_cxbot
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -788,13 +788,8 @@ def test_cxbot_run_serves_slack_over_http_end_to_end(bare_engine: Any, tmp_path:
         "SLACK_API_BASE_URL": stub.api_url,
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    process = subprocess.Popen(
-        [CXBOT, "run", "--adapter", "slack", "--slack-http", "--port", str(port), "--demo", "--no-clock"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_cxbot(
+        tmp_path, env, "run", "--adapter", "slack", "--slack-http", "--port", str(port), "--demo", "--no-clock"
     )
     try:
         deadline = time.time() + 60
@@ -843,6 +838,29 @@ def test_subscribing_a_channel_joins_it(slack: SlackBot, stub: SlackStub, loaded
     assert stub.called("conversations.join")[-1]["channel"] == "C0NLALL000"
     command(slack, "subscribe digest", user=LEILA, channel="C0NLOTHER1")  # not an admin: refused
     assert [c["channel"] for c in stub.called("conversations.join")] == ["C0NLALL000"]
+
+
+@pytest.mark.parametrize(
+    ("user", "text"),
+    [
+        ("U0NOBODY99", "subscribers"),  # not in the journey file, not even the command
+        ("U0NOBODY99", "prenumererax"),
+        ("U0NOBODY99", "subscribe digest"),  # the command, refused: unknown person
+        ("U0NOBODY99", "prenumerera alla"),
+        (LEILA, "subscribe all"),  # known, not an admin
+        ("U0NLELIN09", "subscribers"),  # an admin, but no such command: the help
+        ("U0NLELIN09", "subscribe everything"),  # an admin, refused: no such kind
+        ("U0NLELIN09", "prenumererax digest"),
+    ],
+)
+def test_the_bot_joins_a_channel_only_when_the_core_accepted_a_subscription(
+    slack: SlackBot, stub: SlackStub, user: str, text: str
+) -> None:
+    command(slack, text, user=user, channel="C0NLSECRET")
+    assert stub.called("conversations.join") == []
+    assert stub.called("response_url")  # answered all the same
+    command(slack, "subscribe digest", user="U0NLELIN09", channel="C0NLSECRET")  # the real thing joins
+    assert [c["channel"] for c in stub.called("conversations.join")] == ["C0NLSECRET"]
 
 
 def test_an_answer_that_cannot_go_to_the_channel_goes_to_the_dm(slack: SlackBot, stub: SlackStub) -> None:

@@ -197,8 +197,11 @@ class CxDiscord(discord.Client):
         text = author = link = None
         if emoji in self.capture_emoji:  # only a capture needs the message itself
             try:
-                message = await self.get_partial_messageable(payload.channel_id).fetch_message(payload.message_id)
-                text, author, link = message.content or None, str(message.author.id), message.jump_url
+                channel_of = self.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+                message = await channel_of.fetch_message(payload.message_id)
+                # Not message.jump_url: that needs the guild in the cache, else it links under @me.
+                link = f"{channel_of.jump_url}/{message.id}"
+                text, author = message.content or None, str(message.author.id)
             except discord.HTTPException:
                 log.warning("discord: could not read message %s in %s", payload.message_id, channel)
         reaction = Reaction(

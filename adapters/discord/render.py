@@ -1,7 +1,13 @@
 """Neutral messages and forms as Discord embeds, buttons and modals.
 
 Every message is sent with ``AllowedMentions.none()``, so nothing a user typed (``@everyone``,
-``@here``, a role or a person) pings anyone when the bot echoes it. Discord's limits are kept
+``@here``, a role or a person) pings anyone when the bot echoes it. And nothing a user typed is
+interpreted either: the text of a title, description and field is escaped (``escape_markdown``
+for bold, masked links ``[text](url)``, headers, spoilers…; every ``<`` for mentions, channels,
+custom emoji and timestamps; ``escape_mentions`` for ``@everyone``), as Slack's renderer escapes
+its control characters. The core's Message does not say which words a person typed, so all of it
+is escaped; the catalogue's own texts use no Discord markdown that would matter. Footers and
+button labels are plain text on Discord and need nothing. Discord's limits are kept
 here: an embed's title 256, description 4 096, 25 fields of 1 024, footer 2 048, 6 000 in all;
 25 buttons; a modal's title and labels 45 characters, at most 5 inputs, selects of 25 options.
 """
@@ -35,6 +41,10 @@ BUTTON_PREFIX = "cx:"
 FORM_PREFIX = "cxform:"
 CHART_FILENAME = "cx-chart.png"
 COLOUR = discord.Colour(0x1D4E89)
+# Discord's markdown: emphasis, code, spoilers, quotes, headers, lists, masked links, mentions
+# (<@…>, <#…>, @everyone), custom emoji and timestamps (<:…:…>, <t:…>), and the escape itself.
+MARKUP = re.compile(r"([\\*_~|`>#\-+\[\]()<@:])")
+URL = re.compile(r"(https?://[^\s\[\]()<>`*|~\\]+)")
 STYLES = {"primary": discord.ButtonStyle.primary, "danger": discord.ButtonStyle.danger}
 
 
@@ -42,20 +52,36 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def escape(text: str) -> str:
+    """Text shown as written: no markdown, masked link, mention, channel, emoji or timestamp.
+
+    Every character Discord's markdown gives a meaning gets a backslash, which Discord hides; a
+    bare URL is left whole (a visible, clickable link; the characters that could turn it into
+    something else end it). Not ``discord.utils.escape_markdown``: it escapes only the first
+    character of ``[a](b) … [c](d)`` and leaves everything between the two links live."""
+    parts = URL.split(text)
+    return "".join(part if index % 2 else MARKUP.sub(r"\\\1", part) for index, part in enumerate(parts))
+
+
+def shown(text: str, limit: int) -> str:
+    """Escaped, then cut to Discord's limit (an escape never counts against the text's own)."""
+    return cut(escape(text), limit)
+
+
 def message_embed(message: Message) -> discord.Embed | None:
     """One embed per message, within the 6 000-character total; None for an empty message."""
     if not (message.header or message.text or message.fields or message.context or message.image):
         return None
     budget = EMBED_TOTAL
-    title = cut(message.header, TITLE) if message.header else None
+    title = shown(message.header, TITLE) if message.header else None
     budget -= len(title or "")
     footer = cut(" · ".join(message.context), min(FOOTER, max(budget - 200, 0))) if message.context else None
     budget -= len(footer or "")
-    description = cut(message.text, min(DESCRIPTION, max(budget - 100, 1))) if message.text else None
+    description = shown(message.text, min(DESCRIPTION, max(budget - 100, 1))) if message.text else None
     budget -= len(description or "")
     embed = discord.Embed(title=title, description=description, colour=COLOUR)
     for field in message.fields[:FIELDS]:
-        name, value = cut(field.label or "–", FIELD_NAME), cut(field.value or "–", FIELD_VALUE)
+        name, value = shown(field.label or "–", FIELD_NAME), shown(field.value or "–", FIELD_VALUE)
         if len(name) + len(value) > budget:
             break
         budget -= len(name) + len(value)

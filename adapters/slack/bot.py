@@ -36,7 +36,6 @@ CAPTURE_SHORTCUT = "cx_capture"
 FORM_CALLBACK = re.compile(r"^cx_form:")
 RESOLVE_BUTTON = re.compile(r"^issue:(\d+):resolve$")
 REPORT_WORDS = frozenset({"report", "rapportera"})
-SUBSCRIBE_WORDS = ("subscribe", "prenumerera")
 
 
 def _fix_bolt_body_parsing() -> None:
@@ -190,7 +189,7 @@ class SlackBot:
     def _answer_command(self, invocation: Invocation, respond: Respond | None) -> None:
         try:
             reply = self.core.dispatch(invocation)  # never raises: the core answers every failure
-            if not reply.refused and invocation.text.strip().casefold().startswith(SUBSCRIBE_WORDS):
+            if reply.join_channel:  # the core accepted a subscription (never decided on the text)
                 self._join(invocation.channel_id)
             self._tell(invocation.user_id, invocation.channel_id, reply, respond)
         finally:

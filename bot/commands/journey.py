@@ -87,6 +87,8 @@ def stage_detail(ctx: Context, stage: Stage) -> Reply:
 def register(registry: Registry) -> None:
     @registry.command("journey", "journey [stage]", "resa", "kundresa")
     def journey(ctx: Context, rest: str) -> Reply:
+        ctx.require_org()
+        ctx.require_person()  # the map names the people who own each stage and touchpoint
         if not rest:
             return overview(ctx)
         stages = active_stages(ctx.session, ctx.require_org())
@@ -101,6 +103,7 @@ def register(registry: Registry) -> None:
 
     @registry.click("journey")
     def journey_click(ctx: Context, parts: list[str], value: str) -> Reply:
+        ctx.require_person()
         if len(parts) == 2 and parts[0] == "stage":
             stages = active_stages(ctx.session, ctx.require_org())
             stage = next((s for s in stages if s.key == parts[1]), None)

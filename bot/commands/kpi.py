@@ -41,6 +41,7 @@ DETAIL_WORDS = frozenset({"details", "detaljer"})
 def show_kpis(ctx: Context, rest: str) -> Reply:
     """The plain lines; ``details …`` (or the Details button) gives the exact figures instead."""
     org = ctx.require_org()
+    ctx.require_person()  # the company's own figures: for its people, not for every guest of a server
     zone = ZoneInfo(org.time_zone)
     words = rest.split()
     detailed = bool(words) and words[0].casefold() in DETAIL_WORDS

@@ -61,7 +61,8 @@ def register(registry: Registry) -> None:
         kinds = kinds_from(rest)
         added = subscribe(ctx.session, ctx.require_org(), ctx.platform, ctx.channel_id, kinds, admin.id, ctx.now)
         key = "tips.subscribed" if added else "tips.already_subscribed"
-        return Reply(Message(text=ctx.t(key, channel=ctx.channel_id, kinds=kind_names(ctx, added or kinds))))
+        text = ctx.t(key, channel=ctx.channel_id, kinds=kind_names(ctx, added or kinds))
+        return Reply(Message(text=text), join_channel=True)
 
     @registry.command("unsubscribe", "unsubscribe tips|digest|all", "avprenumerera", admin=True)
     def unsubscribe_channel(ctx: Context, rest: str) -> Reply:

@@ -79,6 +79,21 @@ def match_touchpoint(query: str, candidates: Sequence[Candidate]) -> Match:
     return Match(MatchKind.AMBIGUOUS, plausible[:5])
 
 
+def rank_while_typing(typed: str, candidates: Sequence[Candidate]) -> list[str]:
+    """The keys someone still typing a touchpoint may mean, best first (autocomplete): what
+    ``match_touchpoint`` makes of it (so an alias the command accepts is offered), then names
+    that start with it, then close spellings, then names that contain it."""
+    wanted = _normalise(typed)
+    if not wanted:
+        return [c.key for c in candidates]
+    match = match_touchpoint(typed, candidates)
+    matched = [s.key for s in match.ranked] if match.kind is not MatchKind.UNKNOWN else []
+    starts = [c.key for c in candidates if any(_normalise(n).startswith(wanted) for n in c.names)]
+    within = [c.key for c in candidates if any(wanted in _normalise(n) for n in c.names)]
+    ranked = matched[:1] + starts + matched[1:] + within
+    return list(dict.fromkeys(ranked))
+
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

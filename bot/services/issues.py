@@ -130,7 +130,7 @@ class IssueService:
         return next((tp for tp in self.touchpoints() if tp.key == key), None)
 
     def candidates(self) -> list[Candidate]:
-        return [Candidate(tp.key, (tp.key, tp.name_sv, tp.name_en, *tp.aliases)) for tp in self.touchpoints()]
+        return [Candidate(tp.key, tp.spellings()) for tp in self.touchpoints()]
 
     def get_issue(self, number: int, *, lock: bool = False) -> Issue:
         query = select(Issue).where(Issue.id == number, Issue.org_id == self.org.id)

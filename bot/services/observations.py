@@ -47,7 +47,7 @@ def journey_index(session: Session, org: Org) -> JourneyIndex:
         stages=tuple(
             StageInfo(s.key, tuple(w.casefold() for w in (s.name_sv, s.name_en, *s.keywords))) for s in stages
         ),
-        touchpoints=tuple(Candidate(t.key, (t.key, t.name_sv, t.name_en, *t.aliases)) for t in touchpoints),
+        touchpoints=tuple(Candidate(t.key, t.spellings()) for t in touchpoints),
         stage_of={t.key: t.stage.key for t in touchpoints},
     )
 

@@ -209,6 +209,10 @@ class Touchpoint(Base):
     def name(self, language: str) -> str:
         return self.name_sv if language == "sv" else self.name_en
 
+    def spellings(self) -> tuple[str, ...]:
+        """Every way a person may name it: key, both names, aliases (what the matcher compares)."""
+        return (self.key, self.name_sv, self.name_en, *self.aliases)
+
 
 class KpiTarget(Base):
     __tablename__ = "kpi_target"
