@@ -343,12 +343,7 @@ def _legend(ax: Axes, picture: JourneyPicture, y: float, text: Text) -> None:
         va="center",
         bbox={"boxstyle": "round,pad=0.18", "facecolor": UNOWNED_TAG, "edgecolor": INK, "linewidth": 0.8},
     )
-    ax.text(
-        MARGIN + 0.25 + 0.09 * len(text("picture.no_owner")) + 0.3,
-        y + 0.62,
-        text("picture.legend", n=picture.min_answers),
-        fontsize=10,
-        color=MUTED,
-        family=FONT,
-        va="center",
-    )
+    left = MARGIN + 0.25 + 0.09 * len(text("picture.no_owner")) + 0.3
+    chars = int((ax.get_xlim()[1] - left - MARGIN) / 0.075)
+    sentence = "\n".join(wrap(text("picture.legend", n=picture.min_answers), chars, 2))
+    ax.text(left, y + 0.66, sentence, fontsize=10, color=MUTED, family=FONT, va="center", linespacing=1.1)
