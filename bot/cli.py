@@ -289,6 +289,9 @@ def run(
             tip_order=settings.tip_order,
             classifier=classifier_from(settings),
             capture_emoji=settings.capture_emoji_set,
+            # A terminal waits for its answer anyway: follow-up work (a journey picture, a
+            # classification) is done before the next prompt, so what it posts shows at once.
+            run_later=lambda task: task(),
         )
     except JourneyFileError as exc:
         fail(str(exc))
@@ -601,6 +604,48 @@ def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map 
         f"{file}: OK: {len(journey.stages)} stages, {touchpoints} touchpoints, "
         f"{len(journey.teams)} teams, {len(journey.people)} people, {len(result.warnings)} warning(s)"
     )
+
+
+@journey_app.command("picture")
+def journey_picture(
+    out: Annotated[Path, typer.Option("--out", help="The PNG file to write.")],
+    week: Annotated[str | None, typer.Option(help="An ISO week like 2026-W47; default: the last complete one.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage (key or name); default: the whole map.")] = None,
+    language: Annotated[str | None, typer.Option(help="sv or en; default: the org's language.")] = None,
+) -> None:
+    """Draw the journey map as a picture: each touchpoint's health, owner, issues and observations."""
+    settings = load_settings()
+    setup_logging(settings)
+    content = read_content(settings)
+    if language not in (None, "sv", "en"):
+        fail(f"--language must be sv or en, not {language!r}")
+    _, session_factory = open_database(settings)
+    org = require_loaded_org(session_factory)
+    chosen = week_option(week, org) if week else None
+    from bot.services.journey import active_stages, find_stage
+    from bot.services.journey_picture import alt_text, picture_for
+    from bot.services.picture_delivery import store_picture, words
+    from bot.store.models import Attachment
+
+    with session_factory.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        lang = language or org.language
+        key = None
+        if stage is not None:
+            found = find_stage(active_stages(session, org), stage)
+            if found is None:
+                fail(f"there is no stage {stage!r}")
+            key = found.key
+        picture = picture_for(session, org, lang, utc_now(), week=chosen, stage=key)
+        stored = store_picture(session, picture, content.catalogue, utc_now())
+        png = session.scalar(select(Attachment.data).where(Attachment.key == stored))
+    try:
+        out.write_bytes(png)
+    except OSError as exc:
+        fail(f"{out}: cannot write the picture: {exc.strerror}")
+    alt = alt_text(picture, words(content.catalogue, lang))
+    typer.echo(content.catalogue.text(lang, "picture.cli_written", path=out, size=len(png), alt=alt))
 
 
 @journey_app.command("load")

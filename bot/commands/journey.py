@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from sqlalchemy import or_, select
+
 from bot.app import Context, Registry, UserError, excerpt
 from bot.messages import Button, Message, MessageField, Reply
+from bot.outbox import Target
 from bot.services.journey import active_stages, find_stage
+from bot.services.journey_picture import Card, picture_for
 from bot.services.kpi_views import METRIC_LABELS
-from bot.store.models import Stage, Touchpoint
+from bot.services.picture_delivery import send_picture
+from bot.services.picture_style import HEALTH_STYLE
+from bot.store.models import Stage, TeamMember, Touchpoint
+
+MINE_WORDS = frozenset({"mine", "mina"})
 
 
 def owner_text(ctx: Context, touchpoint: Touchpoint) -> str:
@@ -43,7 +51,7 @@ def overview(ctx: Context) -> Reply:
                 value=ctx.t("journey.stage_line", touchpoints=names, owner=owner),
             )
         )
-    context = [ctx.t("journey.hint")]
+    context = [ctx.t("journey.hint"), *picture_on_its_way(ctx, None)]
     if unowned:
         context.insert(0, ctx.t("journey.unowned", count=len(unowned), names=", ".join(unowned)))
     return Reply(
@@ -63,6 +71,7 @@ def stage_detail(ctx: Context, stage: Stage) -> Reply:
         f"{METRIC_LABELS.get(t.metric, t.metric)} {t.target:g}" for t in sorted(stage.targets, key=lambda t: t.metric)
     )
     context = [ctx.t("journey.targets", targets=targets)] if targets else []
+    context += picture_on_its_way(ctx, stage.key)
     if stage.owner is not None:
         context.insert(0, ctx.t("journey.stage_owner", name=stage.owner.name))
     return Reply(
@@ -80,11 +89,69 @@ def stage_detail(ctx: Context, stage: Stage) -> Reply:
     )
 
 
+def picture_on_its_way(ctx: Context, stage: str | None) -> list[str]:
+    """Queue the picture (of the map, or of one stage) to the person who asked, drawn after the
+    reply has gone: drawing can take a second, a reply must not wait for it."""
+    factory = ctx.session_factory
+    if factory is None or ctx.org is None:
+        return []
+    catalogue, language, clock = ctx.catalogue, ctx.language, ctx.clock
+    target = Target(ctx.platform, "user", ctx.user_id)
+    request = f"{ctx.platform}:{ctx.user_id}:{stage or 'all'}:{ctx.now.isoformat()}"
+    ctx.defer(lambda: send_picture(factory, catalogue, target, language, clock, stage=stage, request=request))
+    return [ctx.t("picture.on_its_way")]
+
+
+def card_line(ctx: Context, card: Card) -> str:
+    """A touchpoint's card in words, for places without pictures (Slack's App Home)."""
+    symbol = HEALTH_STYLE[card.health][2]
+    health = ctx.t(f"picture.health.{card.health.value}")
+    if card.open_issues:
+        issues = ctx.t("picture.issues", open=card.open_issues, overdue=card.overdue_issues)
+    else:
+        issues = ctx.t("picture.no_issues")
+    line = f"{symbol} {health} · {issues}"
+    if card.observations:
+        line += " · " + ctx.t("picture.observations", positive=card.positive, negative=card.negative)
+    return line
+
+
+def my_cards(ctx: Context) -> Reply:
+    """The cards of the touchpoints the person owns, alone or through a team."""
+    org, person = ctx.require_org(), ctx.require_person()
+    teams = select(TeamMember.team_id).where(TeamMember.person_id == person.id)
+    mine = set(
+        ctx.session.scalars(
+            select(Touchpoint.key).where(
+                Touchpoint.org_id == org.id,
+                Touchpoint.archived_at.is_(None),
+                or_(
+                    Touchpoint.owner_id == person.id,
+                    Touchpoint.backup_id == person.id,
+                    Touchpoint.owner_team_id.in_(teams),
+                ),
+            )
+        )
+    )
+    picture = picture_for(ctx.session, org, ctx.language, ctx.now)
+    cards = [c for c in picture.all_cards if c.key in mine]
+    if not cards:
+        return Reply(Message(header=ctx.t("picture.mine_header", week=picture.week), text=ctx.t("picture.mine_none")))
+    return Reply(
+        Message(
+            header=ctx.t("picture.mine_header", week=picture.week),
+            fields=[MessageField(label=c.name, value=card_line(ctx, c)) for c in cards],
+        )
+    )
+
+
 def register(registry: Registry) -> None:
     @registry.command("journey", "journey [stage]", "resa", "kundresa")
     def journey(ctx: Context, rest: str) -> Reply:
         if not rest:
             return overview(ctx)
+        if rest.casefold() in MINE_WORDS:
+            return my_cards(ctx)
         stages = active_stages(ctx.session, ctx.require_org())
         stage = find_stage(stages, rest)
         if stage is None:

@@ -645,6 +645,8 @@ def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue
         return 0
     chart = None if digest.empty else store_chart(session, digest, org.language, now)
     message = digest_message(catalogue, org.language, digest, chart)
+    # The journey picture of the same week goes right after it, beside the trend chart.
+    picture = None if digest.empty else journey_picture_message(session, org, digest.week, catalogue, now)
     posted = 0
     for channel in channels:
         key = f"digest:{digest.week}:{channel.platform}:{channel.channel_ref}"
@@ -652,4 +654,22 @@ def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue
         if enqueue(session, target, message, key, now, topic=f"digest:{digest.week}", language=org.language):
             posted += 1
             log.info("digest %s queued for %s %s", digest.week, channel.platform, channel.channel_ref)
+            if picture is not None:
+                enqueue(
+                    session,
+                    target,
+                    picture,
+                    f"digest-journey:{digest.week}:{channel.platform}:{channel.channel_ref}",
+                    now,
+                    topic=f"digest-journey:{digest.week}",
+                    language=org.language,
+                )
     return posted
+
+
+def journey_picture_message(session: Session, org: Org, week: str, catalogue: Catalogue, now: datetime) -> Message:
+    from bot.services.journey_picture import picture_for
+    from bot.services.picture_delivery import picture_message, store_picture
+
+    picture = picture_for(session, org, org.language, now, week=week)
+    return picture_message(picture, store_picture(session, picture, catalogue, now), catalogue)

@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from bot.domain.kpi import LOWER_IS_BETTER, Figure, Metric, target_met
@@ -279,15 +279,15 @@ def gather(session: Session, org: Org, week: str, language: str, now: datetime) 
     stages: list[Stage] = active_stages(session, org)
     book = KpiBook(session, org, [week], org_low_n(org), detail_weeks=[week])
     targets = targets_by_stage(session, [s.id for s in stages])
-    issues: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for touchpoint_id, overdue, count in session.execute(
-        select(Issue.touchpoint_id, Issue.resolve_due_at < now, func.count())
-        .where(Issue.org_id == org.id, Issue.status != "resolved")
-        .group_by(Issue.touchpoint_id, Issue.resolve_due_at < now)
-    ):
-        issues[touchpoint_id][0] += count
-        if overdue:
-            issues[touchpoint_id][1] += count
+    overdue = func.sum(case((Issue.resolve_due_at < now, 1), else_=0))
+    issues = {
+        touchpoint_id: (count, int(late or 0))
+        for touchpoint_id, count, late in session.execute(
+            select(Issue.touchpoint_id, func.count(), overdue)
+            .where(Issue.org_id == org.id, Issue.status != "resolved")
+            .group_by(Issue.touchpoint_id)
+        )
+    }
     start, end = week_bounds(week, ZoneInfo(org.time_zone))
     feelings: dict[int, Counter[str]] = defaultdict(Counter)
     for touchpoint_id, sentiment, count in session.execute(

@@ -1,0 +1,91 @@
+"""The journey picture stored and sent: drawn once per content, kept as an Attachment like the
+digest's chart, and posted through the outbox so every platform shows it its own way (Slack
+uploads it beside the message, Discord attaches it to the embed, the console writes a file).
+
+The key carries a fingerprint of everything drawn: the same week, language, scope and facts
+find the picture already stored; a new owner or issue draws a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.i18n import Catalogue
+from bot.messages import Image, Message
+from bot.outbox import Target, enqueue
+from bot.services.journey import current_org
+from bot.services.journey_picture import JourneyPicture, alt_text, picture_for
+from bot.store.db import insert_for
+from bot.store.models import Attachment
+
+log = logging.getLogger(__name__)
+
+
+def picture_key(picture: JourneyPicture) -> str:
+    scope = picture.stage or "all"
+    return f"journey-picture:{picture.week}:{picture.language}:{scope}:{picture.fingerprint()}"
+
+
+def store_picture(session: Session, picture: JourneyPicture, catalogue: Catalogue, now: datetime) -> str:
+    """The stored picture's attachment key; drawn only when no picture of this content exists."""
+    key = picture_key(picture)
+    if session.scalar(select(Attachment.id).where(Attachment.key == key)) is not None:
+        return key
+    from bot.services.picture_render import render_png  # matplotlib: only when drawing
+
+    png = render_png(picture, words(catalogue, picture.language))
+    filename = f"cx-journey-{picture.week}-{picture.stage or 'all'}.png"
+    statement = insert_for(session, Attachment).values(
+        key=key, filename=filename, content_type="image/png", data=png, created_at=now
+    )
+    # Two people asking at once draw the same bytes: the second insert is simply skipped.
+    session.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+    return key
+
+
+def words(catalogue: Catalogue, language: str) -> Callable[..., str]:
+    return lambda key, **values: catalogue.text(language, key, **values)
+
+
+def picture_message(picture: JourneyPicture, key: str, catalogue: Catalogue) -> Message:
+    text = words(catalogue, picture.language)
+    return Message(
+        header=text("picture.sent_header", org=picture.org, week=picture.week),
+        image=Image(alt=alt_text(picture, text), attachment=key),
+    )
+
+
+def send_picture(
+    session_factory: sessionmaker[Session],
+    catalogue: Catalogue,
+    target: Target,
+    language: str,
+    clock: Callable[[], datetime],
+    *,
+    stage: str | None = None,
+    request: str,
+) -> None:
+    """Draw (or reuse) the picture and queue it to ``target``; run after a command's reply.
+    ``request`` makes the outbox key: one picture per asking."""
+    with session_factory.begin() as session:
+        org = current_org(session)
+        if org is None:
+            return
+        now = clock()
+        picture = picture_for(session, org, language, now, stage=stage)
+        key = store_picture(session, picture, catalogue, now)
+        enqueue(
+            session,
+            target,
+            picture_message(picture, key, catalogue),
+            f"journey-picture:{request}",
+            now,
+            topic="journey-picture",
+            language=language,
+        )
+    log.info("journey picture %s queued for %s", key, target.for_log)
