@@ -8,7 +8,7 @@ from bot.app import Context, Registry, UserError, excerpt
 from bot.messages import Button, Message, MessageField, Reply
 from bot.outbox import Target
 from bot.services.journey import active_stages, find_stage
-from bot.services.journey_picture import Card, picture_for
+from bot.services.journey_picture import Card, activity_words, picture_for
 from bot.services.kpi_views import METRIC_LABELS
 from bot.services.picture_delivery import send_picture
 from bot.services.picture_style import HEALTH_STYLE
@@ -105,15 +105,7 @@ def picture_on_its_way(ctx: Context, stage: str | None) -> list[str]:
 def card_line(ctx: Context, card: Card) -> str:
     """A touchpoint's card in words, for places without pictures (Slack's App Home)."""
     symbol = HEALTH_STYLE[card.health][2]
-    health = ctx.t(f"picture.health.{card.health.value}")
-    if card.open_issues:
-        issues = ctx.t("picture.issues", open=card.open_issues, overdue=card.overdue_issues)
-    else:
-        issues = ctx.t("picture.no_issues")
-    line = f"{symbol} {health} · {issues}"
-    if card.observations:
-        line += " · " + ctx.t("picture.observations", positive=card.positive, negative=card.negative)
-    return line
+    return f"{symbol} {ctx.t(f'picture.health.{card.health.value}')} · {activity_words(card, ctx.t)}"
 
 
 def my_cards(ctx: Context) -> Reply:

@@ -341,6 +341,19 @@ def picture_for(
     )
 
 
+def activity_words(card: Card, text: Callable[..., str]) -> str:
+    """A card's issues and the week's observations in words: "3 open, 1 overdue · obs +0/−4"."""
+    if card.overdue_issues:
+        issues = text("picture.issues", open=card.open_issues, overdue=card.overdue_issues)
+    elif card.open_issues:
+        issues = text("picture.issues_open", open=card.open_issues)
+    else:
+        issues = text("picture.no_issues")
+    if not card.observations:
+        return issues
+    return f"{issues} · {text('picture.observations', positive=card.positive, negative=card.negative)}"
+
+
 def alt_text(picture: JourneyPicture, text: Callable[..., str], names_limit: int = 10) -> str:
     """The picture's essentials in words: how many of each health, the touchpoints without an
     owner, and the worst three. What a screen reader and a text-only client get."""

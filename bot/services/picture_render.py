@@ -18,13 +18,16 @@ import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.services.journey_picture import HEALTH_ORDER, Card, Column, Health, JourneyPicture
+from bot.services.journey_picture import HEALTH_ORDER, Card, Column, Health, JourneyPicture, activity_words
 from bot.services.kpi_views import METRIC_LABELS, format_value
 from bot.services.picture_style import FONT, GREY, HEALTH_STYLE, INK, MUTED, UNOWNED_TAG, stage_style
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.text import Text as MplText
+
+OVERDUE = "#A33F00"  # a darker vermillion: dark enough for small text on the card's tint
 
 Text = Callable[..., str]  # a catalogue key and values → the words, in the picture's language
 
@@ -41,6 +44,30 @@ ROWS_PER_COLUMN = 10  # a single stage's cards wrap into more columns beyond thi
 COLUMNS_PER_BAND = 4
 NAME_CHARS = 19  # a name wraps at this many characters, on at most two lines
 LINE_CHARS = 30  # the detail lines, cut beyond this (the owner's full name is in the alt text's source)
+
+
+class Canvas:
+    """The figure in inches from its top-left corner. Artists go straight onto the figure: an
+    Axes would clip every text to itself, which costs more than drawing it."""
+
+    def __init__(self, figure: Figure, width: float, height: float) -> None:
+        from matplotlib.transforms import Affine2D
+
+        self.figure, self.width = figure, width
+        self.transform = Affine2D().scale(1, -1).translate(0, height) + figure.dpi_scale_trans
+
+    def text(self, x: float, y: float, s: str, **kwargs: object) -> MplText:
+        return self.figure.text(x, y, s, transform=self.transform, **kwargs)
+
+    def add_patch(self, patch: Patch) -> Patch:
+        patch.set_transform(self.transform)
+        self.figure.add_artist(patch)
+        return patch
+
+    def plot(self, xs: list[float], ys: list[float], **kwargs: object) -> None:
+        from matplotlib.lines import Line2D
+
+        self.figure.add_artist(Line2D(xs, ys, transform=self.transform, **kwargs))
 
 
 def wrap(text: str, width: int, lines: int) -> list[str]:
@@ -84,10 +111,7 @@ def draw(picture: JourneyPicture, text: Text) -> Figure:
     height = TITLE_H + sum(HEADER_H + rows * (CARD_H + GAP_Y) for rows in band_rows) + LEGEND_H + MARGIN
     figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
-    ax = figure.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)  # inches from the top-left corner
-    ax.axis("off")
+    ax = Canvas(figure, width, height)
 
     title_key = "picture.title" if picture.stage is None else "picture.title_stage"
     stage_name = picture.columns[0].name if picture.columns and picture.stage else ""
@@ -138,7 +162,7 @@ def _summary(picture: JourneyPicture, text: Text) -> str:
     return text("picture.summary", touchpoints=len(picture.all_cards)) + "   " + "   ".join(parts)
 
 
-def _stage_header(ax: Axes, column: Column, x: float, top: float, text: Text) -> None:
+def _stage_header(ax: Canvas, column: Column, x: float, top: float, text: Text) -> None:
     colour, marker = stage_style(column.index)
     ax.plot([x + 0.16], [top + 0.2], marker=marker, color=colour, markersize=13, gid=f"marker:{column.key}")
     name = wrap(column.name, 28, 1)[0]
@@ -160,7 +184,7 @@ def _stage_header(ax: Axes, column: Column, x: float, top: float, text: Text) ->
     ax.plot([x, x + CARD_W], [top + 0.58, top + 0.58], color=colour, linewidth=3, solid_capstyle="butt")
 
 
-def _card(ax: Axes, card: Card, x: float, y: float, text: Text, min_answers: int) -> None:
+def _card(ax: Canvas, card: Card, x: float, y: float, text: Text, min_answers: int) -> None:
     from matplotlib.patches import FancyBboxPatch, Rectangle
 
     band, tint, symbol = HEALTH_STYLE[card.health]
@@ -192,12 +216,14 @@ def _card(ax: Axes, card: Card, x: float, y: float, text: Text, min_answers: int
         gid=f"symbol:{card.key}",
     )
     left = x + 0.52
-    name = wrap(card.name, NAME_CHARS, 2)
+    # A word too long for the line (Swedish compounds) makes the name smaller, not broken.
+    long_word = max((len(word) for word in card.name.split()), default=0) > NAME_CHARS
+    name = wrap(card.name, NAME_CHARS + 4 if long_word else NAME_CHARS, 2)
     ax.text(
         left,
         y + 0.07,
         "\n".join(name),
-        fontsize=13.5,
+        fontsize=11.5 if long_word else 13.5,
         fontweight="bold",
         color=INK,
         family=FONT,
@@ -206,6 +232,7 @@ def _card(ax: Axes, card: Card, x: float, y: float, text: Text, min_answers: int
         gid=f"name:{card.key}",
     )
     line = y + (0.68 if len(name) > 1 else 0.45)
+    below = 0.25 if card.owner is None else 0.23  # the NO OWNER tag is taller than a line
     if card.owner is None:
         ax.text(
             left,
@@ -224,7 +251,7 @@ def _card(ax: Axes, card: Card, x: float, y: float, text: Text, min_answers: int
         ax.text(left, line, owner, fontsize=10, color=INK, family=FONT, va="center", gid=f"owner:{card.key}")
     ax.text(
         left,
-        line + 0.23,
+        line + below,
         wrap(_health_line(card, text, min_answers), LINE_CHARS, 1)[0],
         fontsize=10,
         color=INK,
@@ -234,11 +261,10 @@ def _card(ax: Axes, card: Card, x: float, y: float, text: Text, min_answers: int
     )
     ax.text(
         left,
-        line + 0.45,
-        wrap(_activity_line(card, text), LINE_CHARS, 1)[0],
+        line + below + 0.22,
+        wrap(activity_words(card, text), LINE_CHARS, 1)[0],
         fontsize=10,
-        fontweight="bold" if card.overdue_issues else "normal",
-        color=INK,
+        color=OVERDUE if card.overdue_issues else INK,  # beside the word "overdue", never instead of it
         family=FONT,
         va="center",
         gid=f"activity:{card.key}",
@@ -260,17 +286,7 @@ def _health_line(card: Card, text: Text, min_answers: int) -> str:
     return f"{word}: {label} {value} / {first.target:g}"
 
 
-def _activity_line(card: Card, text: Text) -> str:
-    if card.open_issues:
-        issues = text("picture.issues", open=card.open_issues, overdue=card.overdue_issues)
-    else:
-        issues = text("picture.no_issues")
-    if not card.observations:
-        return issues
-    return f"{issues} · {text('picture.observations', positive=card.positive, negative=card.negative)}"
-
-
-def _more(ax: Axes, column: Column, x: float, y: float, text: Text) -> None:
+def _more(ax: Canvas, column: Column, x: float, y: float, text: Text) -> None:
     from matplotlib.patches import FancyBboxPatch
 
     ax.add_patch(
@@ -300,7 +316,7 @@ def _more(ax: Axes, column: Column, x: float, y: float, text: Text) -> None:
         ax.text(x + 0.15, y + 0.62 + i * 0.24, chunk, fontsize=10.5, color=INK, family=FONT, va="center")
 
 
-def _legend(ax: Axes, picture: JourneyPicture, y: float, text: Text) -> None:
+def _legend(ax: Canvas, picture: JourneyPicture, y: float, text: Text) -> None:
     from matplotlib.patches import Rectangle
 
     x = MARGIN
@@ -344,6 +360,6 @@ def _legend(ax: Axes, picture: JourneyPicture, y: float, text: Text) -> None:
         bbox={"boxstyle": "round,pad=0.18", "facecolor": UNOWNED_TAG, "edgecolor": INK, "linewidth": 0.8},
     )
     left = MARGIN + 0.25 + 0.09 * len(text("picture.no_owner")) + 0.3
-    chars = int((ax.get_xlim()[1] - left - MARGIN) / 0.075)
+    chars = int((ax.width - left - MARGIN) / 0.075)
     sentence = "\n".join(wrap(text("picture.legend", n=picture.min_answers), chars, 2))
     ax.text(left, y + 0.66, sentence, fontsize=10, color=MUTED, family=FONT, va="center", linespacing=1.1)
