@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.domain.kpi import Figure, Metric
 from bot.services.picture_style import FONT, INK, MUTED, stage_style
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 PANEL_TITLES = {
     Metric.NPS: "NPS",
@@ -72,7 +77,7 @@ def _draw_stage(ax, stage: StageTrend, metric: Metric, min_answers: int, *, own_
     colour, marker = stage_style(stage.index)
     xs = list(range(len(figures)))
     ys, lows, highs = _values(figures)
-    ax.fill_between(xs, lows, highs, color=colour, alpha=0.16, linewidth=0, gid=f"band:{stage.key}:{metric.value}")
+    ax.fill_between(xs, lows, highs, color=colour, alpha=0.13, linewidth=0, gid=f"band:{stage.key}:{metric.value}")
     ax.plot(xs, ys, color=colour, linewidth=2.2, gid=f"line:{stage.key}:{metric.value}")
     few = [f.value is not None and f.n < min_answers for f in figures]
     solid = [y if not f else math.nan for y, f in zip(ys, few, strict=True)]
@@ -104,6 +109,18 @@ def _draw_stage(ax, stage: StageTrend, metric: Metric, min_answers: int, *, own_
 
 def trend_png(weeks: Sequence[str], stages: Sequence[StageTrend], words: ChartWords, min_answers: int) -> bytes | None:
     """None when no stage has a single figure: no empty chart is ever drawn."""
+    figure = trend_figure(weeks, stages, words, min_answers)
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def trend_figure(
+    weeks: Sequence[str], stages: Sequence[StageTrend], words: ChartWords, min_answers: int
+) -> MplFigure | None:
+    """The chart as a matplotlib Figure (its artists carry gids such as ``line:STAGE:METRIC``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
     from matplotlib.lines import Line2D
@@ -115,29 +132,47 @@ def trend_png(weeks: Sequence[str], stages: Sequence[StageTrend], words: ChartWo
         return None
     labels = [w.split("-")[1] for w in weeks]  # "W47": the year is in the title
     small_multiples = len(drawn) > HANDFUL
-    columns = len(drawn) if small_multiples else 1
-    width = max(2.6 * columns + 1.2, 9.0) if small_multiples else 9.0
-    height = (2.2 if small_multiples else 2.8) * len(metrics) + 1.6
+    # Small multiples: a row per stage (its name, colour and marker at the left), a column per
+    # metric, one scale down each column; narrow enough to survive a chat preview.
+    rows = len(drawn) if small_multiples else len(metrics)
+    columns = len(metrics) if small_multiples else 1
+    width = max(3.6 * columns + 1.6, 9.0) if small_multiples else 9.0
+    height = (1.45 if small_multiples else 2.8) * rows + 1.6
     figure = MplFigure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(len(metrics), columns, squeeze=False, sharex=True, sharey="row")
-    for row, metric in enumerate(metrics):
+    axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey="col" if small_multiples else False)
+    for row in range(rows):
         for column in range(columns):
             ax = axes[row][column]
-            chosen = [drawn[column]] if small_multiples else drawn
+            metric = metrics[column] if small_multiples else metrics[row]
+            chosen = [drawn[row]] if small_multiples else drawn
             for stage in chosen:
                 if metric in stage.figures:
                     _draw_stage(ax, stage, metric, min_answers, own_target=small_multiples)
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=10)
-            ax.set_xticks(list(range(len(weeks))), labels, fontsize=9 if small_multiples else 10)
-            if column == 0:
+            ax.set_xticks(list(range(len(weeks))), labels, fontsize=10)
+            if not small_multiples:
                 ax.set_ylabel(PANEL_TITLES[metric], fontsize=12, fontweight="bold", family=FONT)
-            if small_multiples and row == 0:
-                colour, marker = stage_style(drawn[column].index)
-                ax.set_title(drawn[column].name, fontsize=12, fontweight="bold", color=INK, family=FONT)
+                continue
+            if row == 0:
+                ax.set_title(PANEL_TITLES[metric], fontsize=13, fontweight="bold", color=INK, family=FONT)
+            if column == 0:
+                colour, marker = stage_style(drawn[row].index)
+                name = textwrap.fill(drawn[row].name, 16)
+                ax.set_ylabel(
+                    name,
+                    fontsize=11,
+                    fontweight="bold",
+                    color=INK,
+                    family=FONT,
+                    rotation=0,
+                    ha="right",
+                    va="center",
+                    labelpad=26,
+                )
                 ax.plot(
-                    [0.04], [1.1], marker=marker, color=colour, markersize=10, transform=ax.transAxes, clip_on=False
+                    [-0.1], [0.5], marker=marker, color=colour, markersize=11, transform=ax.transAxes, clip_on=False
                 )
     legend = (
         []
@@ -171,6 +206,4 @@ def trend_png(weeks: Sequence[str], stages: Sequence[StageTrend], words: ChartWo
     ]
     figure.legend(handles=legend, loc="outside lower center", ncols=min(len(legend), 4), fontsize=10, frameon=False)
     figure.suptitle(words.title, fontsize=14, fontweight="bold", family=FONT)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+    return figure
