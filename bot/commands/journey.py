@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import or_, select
 
 from bot.app import Context, Registry, UserError, excerpt
@@ -97,7 +99,8 @@ def picture_on_its_way(ctx: Context, stage: str | None) -> list[str]:
         return []
     catalogue, language, clock = ctx.catalogue, ctx.language, ctx.clock
     target = Target(ctx.platform, "user", ctx.user_id)
-    request = f"{ctx.platform}:{ctx.user_id}:{stage or 'all'}:{ctx.now.isoformat()}"
+    # Each asking gets its picture, even twice within one clock tick.
+    request = f"{ctx.platform}:{stage or 'all'}:{uuid.uuid4().hex}"
     ctx.defer(lambda: send_picture(factory, catalogue, target, language, clock, stage=stage, request=request))
     return [ctx.t("picture.on_its_way")]
 

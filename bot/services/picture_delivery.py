@@ -34,11 +34,23 @@ def picture_key(picture: JourneyPicture) -> str:
 def store_picture(session: Session, picture: JourneyPicture, catalogue: Catalogue, now: datetime) -> str:
     """The stored picture's attachment key; drawn only when no picture of this content exists."""
     key = picture_key(picture)
-    if session.scalar(select(Attachment.id).where(Attachment.key == key)) is not None:
-        return key
+    if not is_stored(session, key):
+        keep_picture(session, picture, draw_picture(picture, catalogue), now)
+    return key
+
+
+def is_stored(session: Session, key: str) -> bool:
+    return session.scalar(select(Attachment.id).where(Attachment.key == key)) is not None
+
+
+def draw_picture(picture: JourneyPicture, catalogue: Catalogue) -> bytes:
     from bot.services.picture_render import render_png  # matplotlib: only when drawing
 
-    png = render_png(picture, words(catalogue, picture.language))
+    return render_png(picture, words(catalogue, picture.language))
+
+
+def keep_picture(session: Session, picture: JourneyPicture, png: bytes, now: datetime) -> str:
+    key = picture_key(picture)
     filename = f"cx-journey-{picture.week}-{picture.stage or 'all'}.png"
     statement = insert_for(session, Attachment).values(
         key=key, filename=filename, content_type="image/png", data=png, created_at=now
@@ -72,13 +84,19 @@ def send_picture(
 ) -> None:
     """Draw (or reuse) the picture and queue it to ``target``; run after a command's reply.
     ``request`` makes the outbox key: one picture per asking."""
-    with session_factory.begin() as session:
+    # Read, draw and write in three steps: no transaction stays open while matplotlib works.
+    with session_factory() as session:
         org = current_org(session)
         if org is None:
             return
         now = clock()
         picture = picture_for(session, org, language, now, stage=stage)
-        key = store_picture(session, picture, catalogue, now)
+        key = picture_key(picture)
+        stored = is_stored(session, key)
+    png = None if stored else draw_picture(picture, catalogue)
+    with session_factory.begin() as session:
+        if png is not None:
+            keep_picture(session, picture, png, now)
         enqueue(
             session,
             target,
@@ -88,4 +106,4 @@ def send_picture(
             topic="journey-picture",
             language=language,
         )
-    log.info("journey picture %s queued for %s", key, target.for_log)
+    log.info("journey picture %s queued for %s (%s)", key, target.for_log, "reused" if stored else "drawn")
