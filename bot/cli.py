@@ -614,19 +614,16 @@ def journey_picture(
     language: Annotated[str | None, typer.Option(help="sv or en; default: the org's language.")] = None,
 ) -> None:
     """Draw the journey map as a picture: each touchpoint's health, owner, issues and observations."""
-    settings = load_settings()
-    setup_logging(settings)
-    content = read_content(settings)
-    if language not in (None, "sv", "en"):
-        fail(f"--language must be sv or en, not {language!r}")
-    _, session_factory = open_database(settings)
-    org = require_loaded_org(session_factory)
-    chosen = week_option(week, org) if week else None
-    from bot.services.journey import active_stages, find_stage
+    from sqlalchemy import select
+
+    from bot.app import utc_now
+    from bot.services.journey import active_stages, current_org, find_stage
     from bot.services.journey_picture import alt_text, picture_for
     from bot.services.picture_delivery import store_picture, words
     from bot.store.models import Attachment
 
+    _, content, session_factory, org = open_loaded(language)
+    chosen = week_option(week, org) if week else None
     with session_factory.begin() as session:
         org = current_org(session)
         assert org is not None
@@ -751,6 +748,17 @@ def kpi_pull(
         raise typer.Exit(1)
 
 
+def open_loaded(language: str | None) -> tuple[Settings, Content, sessionmaker[Session], Org]:
+    """What a command on the loaded journey needs; a bad --language or no journey ends it politely."""
+    settings = load_settings()
+    setup_logging(settings)
+    content = read_content(settings)
+    if language not in (None, "sv", "en"):
+        fail(f"--language must be sv or en, not {language!r}")
+    _, session_factory = open_database(settings)
+    return settings, content, session_factory, require_loaded_org(session_factory)
+
+
 def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
     from bot.services.journey import current_org
 
@@ -792,13 +800,7 @@ def digest_command(
     from bot.services.digest import build_digest, digest_chart, digest_message, post_digest
     from bot.services.journey import current_org
 
-    settings = load_settings()
-    setup_logging(settings)
-    content = read_content(settings)
-    if language not in (None, "sv", "en"):
-        fail(f"--language must be sv or en, not {language!r}")
-    _, session_factory = open_database(settings)
-    org = require_loaded_org(session_factory)
+    settings, content, session_factory, org = open_loaded(language)
     chosen = week_option(week, org)
     with session_factory.begin() as session:
         org = current_org(session)

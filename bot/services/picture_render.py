@@ -184,24 +184,30 @@ def _stage_header(ax: Canvas, column: Column, x: float, top: float, text: Text) 
     ax.plot([x, x + CARD_W], [top + 0.58, top + 0.58], color=colour, linewidth=3, solid_capstyle="butt")
 
 
+def _box(ax: Canvas, x: float, y: float, face: str, edge: str, width: float, style: str, gid: str) -> None:
+    """A card's rounded box."""
+    from matplotlib.patches import FancyBboxPatch
+
+    box = FancyBboxPatch(
+        (x, y),
+        CARD_W,
+        CARD_H,
+        boxstyle="round,pad=0,rounding_size=0.06",
+        facecolor=face,
+        edgecolor=edge,
+        linewidth=width,
+        linestyle=style,
+        gid=gid,
+    )
+    ax.add_patch(box)
+
+
 def _card(ax: Canvas, card: Card, x: float, y: float, text: Text, min_answers: int) -> None:
-    from matplotlib.patches import FancyBboxPatch, Rectangle
+    from matplotlib.patches import Rectangle
 
     band, tint, symbol = HEALTH_STYLE[card.health]
     no_figures = card.health is Health.NONE
-    ax.add_patch(
-        FancyBboxPatch(
-            (x, y),
-            CARD_W,
-            CARD_H,
-            boxstyle="round,pad=0,rounding_size=0.06",
-            facecolor=tint,
-            edgecolor=MUTED if no_figures else band,
-            linewidth=1.4,
-            linestyle="--" if no_figures else "-",
-            gid=f"card:{card.key}",
-        )
-    )
+    _box(ax, x, y, tint, MUTED if no_figures else band, 1.4, "--" if no_figures else "-", f"card:{card.key}")
     ax.add_patch(Rectangle((x, y), 0.42, CARD_H, facecolor=band, edgecolor="none", gid=f"band:{card.key}"))
     ax.text(
         x + 0.21,
@@ -287,20 +293,7 @@ def _health_line(card: Card, text: Text, min_answers: int) -> str:
 
 
 def _more(ax: Canvas, column: Column, x: float, y: float, text: Text) -> None:
-    from matplotlib.patches import FancyBboxPatch
-
-    ax.add_patch(
-        FancyBboxPatch(
-            (x, y),
-            CARD_W,
-            CARD_H,
-            boxstyle="round,pad=0,rounding_size=0.06",
-            facecolor="#F4F4F4",
-            edgecolor=GREY,
-            linewidth=1.0,
-            gid=f"more:{column.key}",
-        )
-    )
+    _box(ax, x, y, "#F4F4F4", GREY, 1.0, "-", f"more:{column.key}")
     ax.text(
         x + 0.15,
         y + 0.3,
