@@ -619,9 +619,22 @@ def digest_message(catalogue: Catalogue, language: str, digest: Digest, chart: s
     return Message(header=header, text="\n\n".join(sections), image=image, context=[t("digest.footer")])
 
 
-def store_chart(session: Session, digest: Digest, language: str, now: datetime) -> str | None:
-    """Draw the chart and keep it as an attachment (redrawn if the figures changed)."""
-    png = digest_chart(digest, language)
+def chart_input(digest: Digest) -> tuple[object, ...]:
+    """Everything the chart is drawn from: a chart drawn from equal input is the same chart."""
+    return (digest.org, digest.trend_weeks, digest.trend_figures, digest.targets, digest.stage_names, digest.low_n)
+
+
+def store_chart(
+    session: Session,
+    digest: Digest,
+    language: str,
+    now: datetime,
+    drawn: tuple[tuple[object, ...], bytes] | None = None,
+) -> str | None:
+    """Draw the chart and keep it as an attachment (redrawn if the figures changed). ``drawn``:
+    a chart drawn beforehand, outside the transaction, and what it was drawn from; used when
+    the digest's figures are still the same."""
+    png = drawn[1] if drawn is not None and drawn[0] == chart_input(digest) else digest_chart(digest, language)
     if png is None:
         return None
     key = chart_key(digest, language)
@@ -637,16 +650,23 @@ def store_chart(session: Session, digest: Digest, language: str, now: datetime) 
     return key
 
 
-def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue, now: datetime) -> int:
+def post_digest(
+    session: Session,
+    org: Org,
+    digest: Digest,
+    catalogue: Catalogue,
+    now: datetime,
+    drawn: tuple[tuple[object, ...], bytes] | None = None,
+) -> int:
     """Queue the digest to every channel subscribed to it; returns how many were new. A channel
-    gets a week's digest once: the key is the channel and the week."""
+    gets a week's digest once: the key is the channel and the week. ``drawn``: see store_chart."""
     channels = subscriptions(session, org, "digest")
     if not channels:
         return 0
-    chart = None if digest.empty else store_chart(session, digest, org.language, now)
+    chart = None if digest.empty else store_chart(session, digest, org.language, now, drawn)
     message = digest_message(catalogue, org.language, digest, chart)
     # The journey picture of the same week goes right after it, beside the trend chart.
-    picture = None if digest.empty else journey_picture_message(session, org, digest.week, catalogue, now)
+    picture: Message | None = None  # made for the first channel that gets the digest, if any does
     posted = 0
     for channel in channels:
         key = f"digest:{digest.week}:{channel.platform}:{channel.channel_ref}"
@@ -654,16 +674,18 @@ def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue
         if enqueue(session, target, message, key, now, topic=f"digest:{digest.week}", language=org.language):
             posted += 1
             log.info("digest %s queued for %s %s", digest.week, channel.platform, channel.channel_ref)
-            if picture is not None:
-                enqueue(
-                    session,
-                    target,
-                    picture,
-                    f"digest-journey:{digest.week}:{channel.platform}:{channel.channel_ref}",
-                    now,
-                    topic=f"digest-journey:{digest.week}",
-                    language=org.language,
-                )
+            if digest.empty:
+                continue
+            picture = picture or journey_picture_message(session, org, digest.week, catalogue, now)
+            enqueue(
+                session,
+                target,
+                picture,
+                f"digest-journey:{digest.week}:{channel.platform}:{channel.channel_ref}",
+                now,
+                topic=f"digest-journey:{digest.week}",
+                language=org.language,
+            )
     return posted
 
 

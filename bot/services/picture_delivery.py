@@ -20,7 +20,7 @@ from bot.messages import Image, Message
 from bot.outbox import Target, enqueue
 from bot.services.journey import current_org
 from bot.services.journey_picture import JourneyPicture, alt_text, picture_for
-from bot.store.db import insert_for
+from bot.store.db import database_unavailable, driver_reason, insert_for
 from bot.store.models import Attachment
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,40 @@ def picture_message(picture: JourneyPicture, key: str, catalogue: Catalogue) -> 
     )
 
 
+def prepare_picture(
+    session_factory: sessionmaker[Session],
+    catalogue: Catalogue,
+    language: str,
+    now: datetime,
+    *,
+    week: str | None = None,
+    stage: str | None = None,
+) -> tuple[JourneyPicture, str] | None:
+    """Read the facts, draw the picture if it is not stored yet, store it: three steps, and no
+    transaction open while matplotlib works (on SQLite it would hold the write lock). Returns
+    the picture and its attachment key; None without a journey, or when it could not be kept."""
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            return None
+        picture = picture_for(session, org, language, now, week=week, stage=stage)
+        key = picture_key(picture)
+        stored = is_stored(session, key)
+    if not stored:
+        png = draw_picture(picture, catalogue)
+        try:
+            with session_factory.begin() as session:
+                keep_picture(session, picture, png, now)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # SQLite's write lock held past the busy timeout (a digest being built): whoever
+            # needs the picture next draws it again.
+            log.warning("journey picture %s not stored: the database is busy: %s", key, driver_reason(error))
+            return None
+    return picture, key
+
+
 def send_picture(
     session_factory: sessionmaker[Session],
     catalogue: Catalogue,
@@ -84,26 +118,12 @@ def send_picture(
 ) -> None:
     """Draw (or reuse) the picture and queue it to ``target``; run after a command's reply.
     ``request`` makes the outbox key: one picture per asking."""
-    # Read, draw and write in three steps: no transaction stays open while matplotlib works.
-    with session_factory() as session:
-        org = current_org(session)
-        if org is None:
-            return
-        now = clock()
-        picture = picture_for(session, org, language, now, stage=stage)
-        key = picture_key(picture)
-        stored = is_stored(session, key)
-    png = None if stored else draw_picture(picture, catalogue)
+    now = clock()
+    prepared = prepare_picture(session_factory, catalogue, language, now, stage=stage)
+    if prepared is None:
+        return
+    picture, key = prepared
     with session_factory.begin() as session:
-        if png is not None:
-            keep_picture(session, picture, png, now)
-        enqueue(
-            session,
-            target,
-            picture_message(picture, key, catalogue),
-            f"journey-picture:{request}",
-            now,
-            topic="journey-picture",
-            language=language,
-        )
-    log.info("journey picture %s queued for %s (%s)", key, target.for_log, "reused" if stored else "drawn")
+        message = picture_message(picture, key, catalogue)
+        enqueue(session, target, message, f"journey-picture:{request}", now, topic="journey-picture", language=language)
+    log.info("journey picture %s queued for %s", key, target.for_log)
