@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -27,7 +29,7 @@ from bot.domain.text import clean_text
 from bot.messages import Button, Click, Invocation, Message, Reaction, Reply, ThreadReply, Visibility
 from bot.outbox import Post, drain
 from bot.services.journey import current_org
-from bot.store.models import Identity, Person
+from bot.store.models import Attachment, Identity, Person
 
 log = logging.getLogger(__name__)
 
@@ -334,11 +336,34 @@ class ConsoleAdapter:
             )
             return post.edit_ref
         ref = f"console-{post.id}"
+        post = self.with_image_file(post)
         self.write_block(
             self.own_words("console.post_to", ref=ref, where=where), post.message, channel_id=where, message_ref=ref
         )
         self.messages[ref] = (None, "\n".join(render_message(post.message, lambda b: 0)))
         return ref
+
+    def with_image_file(self, post: Post) -> Post:
+        """A terminal shows no pictures: a stored one is written to a file whose path is printed."""
+        image = post.message.image
+        if image is None or not image.attachment:
+            return post
+        with self.session_factory() as session:
+            stored = session.scalar(select(Attachment).where(Attachment.key == image.attachment))
+            if stored is None:
+                log.warning("console: attachment %s is gone", image.attachment)
+                return post
+            data, filename = stored.data, stored.filename
+        folder = Path(tempfile.gettempdir()) / "cxbot"
+        try:
+            folder.mkdir(exist_ok=True)
+            path = folder / filename
+            path.write_bytes(data)
+        except OSError as exc:
+            log.warning("console: cannot write %s: %s", filename, exc.strerror)
+            return post
+        message = post.message.model_copy(update={"image": image.model_copy(update={"path": str(path)})})
+        return replace(post, message=message)
 
     # --- output --------------------------------------------------------------------------
 

@@ -322,6 +322,9 @@ def run(
             tip_order=settings.tip_order,
             classifier=classifier_from(settings),
             capture_emoji=settings.capture_emoji_set,
+            # A terminal waits for its answer anyway: follow-up work (a journey picture, a
+            # classification) is done before the next prompt, so what it posts shows at once.
+            run_later=lambda task: task(),
         )
     except JourneyFileError as exc:
         fail(str(exc))
@@ -659,6 +662,45 @@ def journey_validate(file: Annotated[Path, typer.Argument(help="The journey map 
     )
 
 
+@journey_app.command("picture")
+def journey_picture(
+    out: Annotated[Path, typer.Option("--out", help="The PNG file to write.")],
+    week: Annotated[str | None, typer.Option(help="An ISO week like 2026-W47; default: the last complete one.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage (key or name); default: the whole map.")] = None,
+    language: Annotated[str | None, typer.Option(help="sv or en; default: the org's language.")] = None,
+) -> None:
+    """Draw the journey map as a picture: each touchpoint's health, owner, issues and observations."""
+    from sqlalchemy import select
+
+    from bot.app import utc_now
+    from bot.services.journey import active_stages, current_org, find_stage
+    from bot.services.journey_picture import alt_text, picture_for
+    from bot.services.picture_delivery import store_picture, words
+    from bot.store.models import Attachment
+
+    _, content, session_factory, org = open_loaded(language)
+    chosen = week_option(week, org) if week else None
+    with session_factory.begin() as session:
+        org = current_org(session)
+        assert org is not None
+        lang = language or org.language
+        key = None
+        if stage is not None:
+            found = find_stage(active_stages(session, org), stage)
+            if found is None:
+                fail(f"there is no stage {stage!r}")
+            key = found.key
+        picture = picture_for(session, org, lang, utc_now(), week=chosen, stage=key)
+        stored = store_picture(session, picture, content.catalogue, utc_now())
+        png = session.scalar(select(Attachment.data).where(Attachment.key == stored))
+    try:
+        out.write_bytes(png)
+    except OSError as exc:
+        fail(f"{out}: cannot write the picture: {exc.strerror}")
+    alt = alt_text(picture, words(content.catalogue, lang))
+    typer.echo(content.catalogue.text(lang, "picture.cli_written", path=out, size=len(png), alt=alt))
+
+
 @journey_app.command("load")
 def journey_load(file: Annotated[Path, typer.Argument(help="The journey map YAML file.")]) -> None:
     """Load a journey map into the database (idempotent; removed touchpoints are archived)."""
@@ -774,6 +816,17 @@ def kpi_pull(
         raise typer.Exit(1)
 
 
+def open_loaded(language: str | None) -> tuple[Settings, Content, sessionmaker[Session], Org]:
+    """What a command on the loaded journey needs; a bad --language or no journey ends it politely."""
+    settings = load_settings()
+    setup_logging(settings)
+    content = read_content(settings)
+    if language not in (None, "sv", "en"):
+        fail(f"--language must be sv or en, not {language!r}")
+    _, session_factory = open_database(settings)
+    return settings, content, session_factory, require_loaded_org(session_factory)
+
+
 def require_loaded_org(session_factory: sessionmaker[Session]) -> Org:
     from bot.services.journey import current_org
 
@@ -814,13 +867,7 @@ def digest_command(
     from bot.services.digest import build_digest, digest_chart, digest_message, post_digest
     from bot.services.journey import current_org
 
-    settings = load_settings()
-    setup_logging(settings)
-    content = read_content(settings)
-    if language not in (None, "sv", "en"):
-        fail(f"--language must be sv or en, not {language!r}")
-    _, session_factory = open_database(settings)
-    org = require_loaded_org(session_factory)
+    settings, content, session_factory, org = open_loaded(language)
     chosen = week_option(week, org)
     with session_factory.begin() as session:
         org = current_org(session)

@@ -26,13 +26,14 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.content import Content, default_content
-from bot.llm import Classifier, OfflineClassifier, Summariser
-from bot.services.digest import build_digest, post_digest, summarise_week
+from bot.llm import Classifier, OfflineClassifier, Summariser, Summary
+from bot.services.digest import build_digest, chart_input, digest_chart, post_digest, summarise_week
 from bot.services.inbound import forget_old
 from bot.services.issues import IssueService
 from bot.services.journey import current_org
 from bot.services.kpi import last_complete_week
 from bot.services.observations import classify_pending
+from bot.services.picture_delivery import prepare_picture
 from bot.services.sla_sweep import SweepReport, sweep
 from bot.services.tips import TipService, subscriptions
 from bot.services.warehouse import pull_warehouse
@@ -120,6 +121,10 @@ def run_weekly_digest(
     # OpenAI may take its time: ask it with no transaction open (on SQLite one would hold the
     # write lock, and every command would wait).
     summary = summarise_week(session_factory, week, org.language, summariser) if summariser is not None else None
+    # Drawing takes a while too: the chart and the journey picture are drawn with no transaction
+    # open, and the digest uses them if its figures are still the same inside the transaction.
+    drawn = draw_ahead(session_factory, content, week, summary, clock)
+    prepare_picture(session_factory, content.catalogue, org.language, clock(), week=week)
     with session_factory.begin() as session:
         org = current_org(session)
         if org is None:
@@ -127,7 +132,29 @@ def run_weekly_digest(
         digest = build_digest(
             session, org, week, catalogue=content.catalogue, tips=content.tips, now=clock(), summary=summary
         )
-        return post_digest(session, org, digest, content.catalogue, clock())
+        return post_digest(session, org, digest, content.catalogue, clock(), drawn)
+
+
+def draw_ahead(
+    session_factory: sessionmaker[Session],
+    content: Content,
+    week: str,
+    summary: Summary | None,
+    clock: Callable[[], datetime],
+) -> tuple[tuple[object, ...], bytes] | None:
+    """The week's trend chart, drawn from a read of the figures, and what it was drawn from."""
+    with session_factory() as session:
+        org = current_org(session)
+        if org is None:
+            return None
+        language = org.language
+        digest = build_digest(
+            session, org, week, catalogue=content.catalogue, tips=content.tips, now=clock(), summary=summary
+        )
+    if digest.empty:
+        return None
+    png = digest_chart(digest, language, content.catalogue)
+    return (chart_input(digest), png) if png is not None else None
 
 
 def due_this_week(trigger: CronTrigger, now: datetime, zone: ZoneInfo) -> bool:

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import CxApp
 from bot.content import default_content
-from bot.domain.kpi import Metric, Trend
+from bot.domain.kpi import Figure, Metric, Trend
 from bot.domain.weeks import iso_week, previous_week, week_bounds
 from bot.llm import ObservationText, OpenAISummariser, build_summariser
 from bot.scheduler import run_weekly_digest
-from bot.services.chart import trend_png
+from bot.services.chart import ChartWords, StageTrend, trend_png
 from bot.services.digest import Digest, build_digest, digest_chart, digest_message
 from bot.services.journey import current_org
 from bot.services.kpi import stage_reports
@@ -393,7 +393,8 @@ def test_the_chart_is_a_png_drawn_the_same_way_twice_and_never_empty(loaded: ses
     png = digest_chart(digest, "sv")
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
     assert digest_chart(digest, "sv") == png
-    assert trend_png(["2026-W47", "2026-W48"], {Metric.NPS: {"a": [None, None]}}, "t") is None
+    empty = StageTrend("a", "A", 0, {Metric.NPS: [Figure(Metric.NPS, None, 0)] * 2}, {})
+    assert trend_png(["2026-W47", "2026-W48"], [empty], ChartWords("t", "", "", ""), 30) is None
 
 
 def test_the_digest_posts_once_per_channel_and_week(app: CxApp, loaded: sessionmaker[Session], clock: Clock) -> None:
@@ -414,7 +415,14 @@ def test_the_digest_posts_once_per_channel_and_week(app: CxApp, loaded: sessionm
     payload = rows[0].payload
     assert payload["header"] == "CX den här veckan: 2026-W48"
     assert payload["image"]["attachment"] == "digest-chart:2026-W48:sv"
-    assert count(loaded, Attachment) == 1
+    # Beside it, the journey picture of the same week: drawn once, posted to each channel once.
+    with loaded() as session:
+        pictures = list(session.scalars(select(Outbox).where(Outbox.topic == "digest-journey:2026-W48")))
+    assert sorted((r.platform, r.target_ref) for r in pictures) == [("console", "#cx"), ("slack", "C0ALL")]
+    assert {r.payload["image"]["attachment"] for r in pictures} == {pictures[0].payload["image"]["attachment"]}
+    assert pictures[0].payload["image"]["attachment"].startswith("journey-picture:2026-W48:sv:all:")
+    assert "Utan ägare: Prisjämförelsesajter" in pictures[0].payload["image"]["alt"]
+    assert count(loaded, Attachment) == 2
 
 
 def outbox_digests(loaded: sessionmaker[Session]) -> list[Outbox]:

@@ -466,7 +466,7 @@ def test_forged_and_stale_requests_are_refused_before_anything_happens(
 # --- App Home -------------------------------------------------------------------------------
 
 
-def test_app_home_shows_my_issues_and_this_weeks_tip(slack: SlackBot, stub: SlackStub) -> None:
+def test_app_home_shows_my_touchpoints_my_issues_and_this_weeks_tip(slack: SlackBot, stub: SlackStub) -> None:
     command(slack, "report faktura: Dubbla fakturor", user=LEILA)
     event(slack, {"type": "app_home_opened", "user": LEILA, "tab": "home", "channel": "D1"}, "Ev20")
     published = stub.called("views.publish")
@@ -475,6 +475,8 @@ def test_app_home_shows_my_issues_and_this_weeks_tip(slack: SlackBot, stub: Slac
     view = json.loads(view) if isinstance(view, str) else view
     text = texts_of(view["blocks"])
     assert view["type"] == "home" and "Dubbla fakturor" in text and "CX-råd" in text
+    # Her touchpoints as text cards (a Block Kit image would need a public URL).
+    assert "Dina kontaktpunkter" in text and "Kundtjänst per telefon" in text and "inga siffror" in text
 
 
 # --- HTTP mode and Socket Mode --------------------------------------------------------------

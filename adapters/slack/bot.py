@@ -388,7 +388,9 @@ class SlackBot:
             return
         user, team = str(event.get("user", "")), str(body.get("team_id", ""))
         sections: list[Message] = []
-        for text in ("issues mine", "tip"):
+        # The viewer's touchpoints as text cards: a Block Kit image needs a public URL, which an
+        # uploaded picture does not have; /cx journey sends the picture itself.
+        for text in ("journey mine", "issues mine", "tip"):
             reply = self.core.dispatch(Invocation(PLATFORM, team, user, "", text))
             sections.append(reply.message)
         self.client.views_publish(user_id=user, view=home_view(sections))

@@ -22,16 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import excerpt
 from bot.domain.issues import defuse_mentions
-from bot.domain.kpi import SCALES, Metric, median_and_p90
+from bot.domain.kpi import SCALES, Figure, Metric, median_and_p90
 from bot.domain.tips import Tip
 from bot.domain.weeks import previous_week, week_bounds
 from bot.i18n import Catalogue
 from bot.llm import ExtractiveSummariser, ObservationText, Summariser, Summary, ThemeQuote, quote_line
 from bot.messages import Image, Message
 from bot.outbox import Target, enqueue
-from bot.services.chart import trend_png
+from bot.services.chart import ChartWords, StageTrend, trend_png
 from bot.services.journey import active_stages, current_org
-from bot.services.kpi import KpiBook, MetricReport, PlaceReport, org_low_n, stage_reports, weeks_ending
+from bot.services.kpi import METRIC_ORDER, KpiBook, MetricReport, PlaceReport, org_low_n, stage_reports, weeks_ending
 from bot.services.kpi_views import metric_name, place_lines
 from bot.services.tips import TipService, subscriptions
 from bot.store.db import insert_for
@@ -141,6 +141,9 @@ class Digest:
     tip: TipOfWeek | None
     we_did: list[WeDid]
     notes: list[str] = field(default_factory=list)
+    # The trend's figures with their n and interval, and each stage's targets: what the chart draws.
+    trend_figures: dict[str, dict[Metric, list[Figure]]] = field(default_factory=dict)
+    targets: dict[str, dict[Metric, float]] = field(default_factory=dict)
 
     @property
     def has_kpis(self) -> bool:
@@ -430,13 +433,17 @@ def build_digest(
     book = KpiBook(session, org, weeks, low_n, detail_weeks=[before, week])
     stages = active_stages(session, org)
     kpis = stage_reports(session, org, week, book=book, stages=stages)
-    trend = {
+    trend_figures = {
         stage.key: {
-            metric: [book.figure(w, metric, stage.id).value for w in weeks]
-            for metric in SCALES
+            metric: [book.figure(w, metric, stage.id) for w in weeks]
+            for metric in METRIC_ORDER
             if metric in book.metrics_with_data(stage.id)
         }
         for stage in stages
+    }
+    trend = {
+        key: {metric: [f.value for f in figures] for metric, figures in metrics.items() if metric in SCALES}
+        for key, metrics in trend_figures.items()
     }
     touchpoints = list(
         session.scalars(
@@ -476,6 +483,8 @@ def build_digest(
         unowned=[t.key for t in touchpoints if t.owner_team_id is None and t.owner_id is None],
         tip=tip_of_week(session, tips_service, week, tips),
         we_did=we_did(session, org, start, end),
+        trend_figures={k: v for k, v in trend_figures.items() if v},
+        targets={s.key: {Metric(t.metric): t.target for t in s.targets} for s in stages},
     )
 
 
@@ -498,14 +507,27 @@ def _name(names: dict[str, tuple[str, str]], key: str, language: str) -> str:
     return sv if language == "sv" else en
 
 
-def digest_chart(digest: Digest, language: str) -> bytes | None:
-    panels: dict[Metric, dict[str, list[float | None]]] = defaultdict(dict)
-    for stage, metrics in digest.trend.items():
-        for metric, values in metrics.items():
-            panels[metric][_name(digest.stage_names, stage, language)] = values
-    ordered = {m: panels[m] for m in SCALES if m in panels}
-    title = f"{digest.org} · {digest.trend_weeks[0]} – {digest.trend_weeks[-1]}"
-    return trend_png(digest.trend_weeks, ordered, title)
+def digest_chart(digest: Digest, language: str, catalogue: Catalogue | None = None) -> bytes | None:
+    """The trend chart in ``language``: each stage in its journey colour and marker."""
+    from bot.i18n import default_catalogue
+
+    catalogue = catalogue or default_catalogue()
+    positions = {key: i for i, key in enumerate(digest.stage_names)}
+    stages = [
+        StageTrend(
+            key, _name(digest.stage_names, key, language), positions.get(key, 0), figures, digest.targets.get(key, {})
+        )
+        for key, figures in sorted(digest.trend_figures.items(), key=lambda kv: positions.get(kv[0], 0))
+    ]
+    words = ChartWords(
+        title=catalogue.text(
+            language, "chart.title", org=digest.org, first=digest.trend_weeks[0], last=digest.trend_weeks[-1]
+        ),
+        target=catalogue.text(language, "chart.target"),
+        interval=catalogue.text(language, "chart.interval"),
+        few=catalogue.text(language, "chart.few", n=digest.low_n),
+    )
+    return trend_png(digest.trend_weeks, stages, words, digest.low_n)
 
 
 def chart_key(digest: Digest, language: str) -> str:
@@ -599,7 +621,9 @@ def digest_message(catalogue: Catalogue, language: str, digest: Digest, chart: s
         )
     image = None
     if chart is not None:
-        metrics = sorted({m for v in digest.trend.values() for m in v}, key=list(Metric).index)
+        metrics = sorted(
+            {m for v in (digest.trend_figures or digest.trend).values() for m in v}, key=list(Metric).index
+        )
         image = Image(
             alt=t(
                 "digest.chart_alt",
@@ -611,9 +635,22 @@ def digest_message(catalogue: Catalogue, language: str, digest: Digest, chart: s
     return Message(header=header, text="\n\n".join(sections), image=image, context=[t("digest.footer")])
 
 
-def store_chart(session: Session, digest: Digest, language: str, now: datetime) -> str | None:
-    """Draw the chart and keep it as an attachment (redrawn if the figures changed)."""
-    png = digest_chart(digest, language)
+def chart_input(digest: Digest) -> tuple[object, ...]:
+    """Everything the chart is drawn from: a chart drawn from equal input is the same chart."""
+    return (digest.org, digest.trend_weeks, digest.trend_figures, digest.targets, digest.stage_names, digest.low_n)
+
+
+def store_chart(
+    session: Session,
+    digest: Digest,
+    language: str,
+    now: datetime,
+    drawn: tuple[tuple[object, ...], bytes] | None = None,
+) -> str | None:
+    """Draw the chart and keep it as an attachment (redrawn if the figures changed). ``drawn``:
+    a chart drawn beforehand, outside the transaction, and what it was drawn from; used when
+    the digest's figures are still the same."""
+    png = drawn[1] if drawn is not None and drawn[0] == chart_input(digest) else digest_chart(digest, language)
     if png is None:
         return None
     key = chart_key(digest, language)
@@ -629,14 +666,23 @@ def store_chart(session: Session, digest: Digest, language: str, now: datetime) 
     return key
 
 
-def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue, now: datetime) -> int:
+def post_digest(
+    session: Session,
+    org: Org,
+    digest: Digest,
+    catalogue: Catalogue,
+    now: datetime,
+    drawn: tuple[tuple[object, ...], bytes] | None = None,
+) -> int:
     """Queue the digest to every channel subscribed to it; returns how many were new. A channel
-    gets a week's digest once: the key is the channel and the week."""
+    gets a week's digest once: the key is the channel and the week. ``drawn``: see store_chart."""
     channels = subscriptions(session, org, "digest")
     if not channels:
         return 0
-    chart = None if digest.empty else store_chart(session, digest, org.language, now)
+    chart = None if digest.empty else store_chart(session, digest, org.language, now, drawn)
     message = digest_message(catalogue, org.language, digest, chart)
+    # The journey picture of the same week goes right after it, beside the trend chart.
+    picture: Message | None = None  # made for the first channel that gets the digest, if any does
     posted = 0
     for channel in channels:
         key = f"digest:{digest.week}:{channel.platform}:{channel.channel_ref}"
@@ -644,4 +690,24 @@ def post_digest(session: Session, org: Org, digest: Digest, catalogue: Catalogue
         if enqueue(session, target, message, key, now, topic=f"digest:{digest.week}", language=org.language):
             posted += 1
             log.info("digest %s queued for %s %s", digest.week, channel.platform, channel.channel_ref)
+            if digest.empty:
+                continue
+            picture = picture or journey_picture_message(session, org, digest.week, catalogue, now)
+            enqueue(
+                session,
+                target,
+                picture,
+                f"digest-journey:{digest.week}:{channel.platform}:{channel.channel_ref}",
+                now,
+                topic=f"digest-journey:{digest.week}",
+                language=org.language,
+            )
     return posted
+
+
+def journey_picture_message(session: Session, org: Org, week: str, catalogue: Catalogue, now: datetime) -> Message:
+    from bot.services.journey_picture import picture_for
+    from bot.services.picture_delivery import picture_message, store_picture
+
+    picture = picture_for(session, org, org.language, now, week=week)
+    return picture_message(picture, store_picture(session, picture, catalogue, now), catalogue)
