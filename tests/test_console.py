@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -98,6 +99,11 @@ def cli_env(bare_engine: Engine, tmp_path: Path) -> dict[str, str]:
             current = connection.exec_driver_sql("select current_schema()").scalar()
         url += f"?options=-csearch_path%3D{current}"
     env["CXBOT_DATABASE_URL"] = url
+    # `cxbot run` with a platform serves its web app on PORT (8080 by default): each child gets a
+    # free port of its own, so a lingering or parallel process never makes this one fail to start.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        env["PORT"] = str(probe.getsockname()[1])
     return env
 
 
