@@ -65,7 +65,7 @@ def test_journey_answers_at_once_and_sends_the_picture_after(loaded: sessionmake
     later.pop()()
     newest = pictures_sent(loaded)[-1].payload["image"]
     assert newest["attachment"] != image["attachment"] and attachments(loaded) == 2
-    assert "Kreditprövning (inga siffror, 1 öppna ärenden, 0 försenade)" in newest["alt"]
+    assert "Kreditprövning (inga siffror, öppna ärenden: 1, försenade: 0)" in newest["alt"]
 
 
 def test_a_stage_shows_its_own_part(loaded: sessionmaker[Session], clock: Clock) -> None:
