@@ -163,6 +163,8 @@ def warehouse_from(settings: Settings) -> Engine | None:
         engine = warehouse_engine(url)
     except (ArgumentError, NoSuchModuleError, ValueError):
         fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} is not a database URL SQLAlchemy can use")
+    except ImportError as exc:  # a dialect SQLAlchemy knows, whose driver is not installed (mysql://)
+        fail(f"CXBOT_WAREHOUSE_URL {safe_url(url)!r} needs the database driver {exc.name or 'it names'}, not installed")
     try:
         check_warehouse(engine, settings.database_url)
     except WarehouseRefused as exc:

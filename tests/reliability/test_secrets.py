@@ -144,3 +144,22 @@ def test_a_refused_warehouse_url_prints_no_secret(bare_engine: Engine, tmp_path:
     run = run_cxbot(bare_engine, tmp_path, "", "kpi", "pull", env={"CXBOT_WAREHOUSE_URL": warehouse})
     assert run.returncode == 1 and "refused" in run.stderr, run.stderr
     assert SECRET not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    "warehouse",
+    [
+        f"mysql://reader:{SECRET}@127.0.0.1/warehouse",  # a dialect SQLAlchemy knows, its driver not installed
+        f"mssql+pyodbc://reader:{SECRET}@127.0.0.1/warehouse",
+        f"nosuchdb://reader:{SECRET}@127.0.0.1/warehouse",
+    ],
+)
+def test_a_warehouse_url_cxbot_cannot_open_is_one_line_without_its_secret(
+    bare_engine: Engine, tmp_path: Path, warehouse: str
+) -> None:
+    from tests.test_console import run_cxbot
+
+    run = run_cxbot(bare_engine, tmp_path, "", "kpi", "pull", env={"CXBOT_WAREHOUSE_URL": warehouse})
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith("cxbot: CXBOT_WAREHOUSE_URL") and SECRET not in run.stdout + run.stderr
