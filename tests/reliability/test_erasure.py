@@ -536,7 +536,7 @@ def test_his_name_leaves_anonymous_texts_as_it_leaves_any_text(world: World, eng
     world.say(KEY, f"/cx report anonymous faktura: {NAME} skickade fakturan till fel adress")
     world.say("leila", f"/cx report anonymous app: {NAME} sa att appen visar fel saldo")
     world.settle()
-    world.say("erik", f"/cx erase {KEY}")
+    world.erase("erik", KEY)
     someone = CATALOGUE.text("sv", "erasure.someone")
     with world.session_factory() as session:
         observations = set(session.scalars(select(Observation.text).where(Observation.anonymous)))

@@ -238,7 +238,7 @@ def test_erasing_someone_does_not_reveal_what_they_wrote_anonymously(zebulons_wo
     assert before[f"observation {anonymous_observation} in the digest"] == "True"  # the digest quotes it
     assert before[f"observation {anonymous_observation} in the digest posts"] == "[True]"
 
-    reply = world.say("erik", f"/cx erase {KEY}")
+    reply = world.erase("erik", KEY)
     assert reply.message.text and NAME in reply.message.text
     edits = world.deliver()
     after = colleague_view(world, issues, observations)
