@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,7 +11,6 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.journey_map import TimeZone
-from bot.domain.numbers import NotANumber, whole_number
 
 # content/ sits beside bot/ in the repository (and so in an editable install); a wheel ships it
 # inside the package as bot/content_files (pyproject.toml maps the one onto the other).
@@ -28,15 +28,15 @@ def default_content_dir() -> Path:
 
 
 def _ids(text: str) -> list[int]:
-    return [whole_number(w, 0) for w in (w.strip() for w in text.split(",")) if w]
+    # Checked by _check_ids when the settings were read: ASCII digits only.
+    return [int(w) for w in (w.strip() for w in text.split(",")) if w]
+
+
+_DISCORD_ID = re.compile(r"[0-9]{1,20}", re.ASCII)  # a snowflake: up to 20 ASCII digits, more than whole_number reads
 
 
 def _is_id(word: str) -> bool:
-    try:
-        whole_number(word, 0)
-    except NotANumber:
-        return False
-    return True
+    return _DISCORD_ID.fullmatch(word) is not None
 
 
 def _check_ids(value: object) -> str:
