@@ -104,7 +104,7 @@ def test_the_demos_issues_are_edited_in_place_on_the_console(loaded: sessionmake
         assert dm is not None
     console.run([f"/cx issue {number} ack"])
     shown = out.getvalue()
-    assert f"[console-{dm.id} in @{dm.target_ref}, updated]" in shown, shown
-    new_posts = [line for line in shown.splitlines() if line.startswith("[console-") and "updated]" not in line]
+    assert f"[console-{dm.id} i @{dm.target_ref}, uppdaterat]" in shown, shown  # the label in the reader's language
+    new_posts = [line for line in shown.splitlines() if line.startswith("[console-") and "uppdaterat]" not in line]
     # The card is edited everywhere; what is new is the one notice to the reporter.
     assert len(new_posts) <= 1, shown
