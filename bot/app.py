@@ -412,12 +412,16 @@ class CxApp:
             pool = self._pool
         pool.submit(self._logged, task)
 
-    def close(self) -> None:
-        """Stop the background pool; what it had not started, the clock picks up later."""
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the background pool; what it had not started, the clock picks up later.
+
+        ``wait=True`` lets the follow-ups already queued finish first: a caller about to
+        take the database away (a test's teardown, a process's last seconds) needs that.
+        """
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=not wait)
 
     @staticmethod
     def _logged(task: Callable[[], object]) -> None:

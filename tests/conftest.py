@@ -58,11 +58,18 @@ def postgres_engine_in_fresh_schema() -> tuple[Engine, Callable[[], None]]:
     admin = make_engine(PG_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    # Each schema's connections carry its name, so the drop can end the ones still busy.
+    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}", "application_name": schema})
 
     def drop() -> None:
         engine.dispose()
         with admin.begin() as connection:
+            # A thread the test started (an app's follow-up, a racing clock) may still hold a
+            # connection; dropping under it deadlocks. End those sessions first.
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": schema},
+            )
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
@@ -127,8 +134,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(loaded: sessionmaker[Session], clock: Clock) -> CxApp:
-    return CxApp(loaded, clock=clock, default_language="sv")
+def app(loaded: sessionmaker[Session], clock: Clock) -> Iterator[CxApp]:
+    app = CxApp(loaded, clock=clock, default_language="sv")
+    yield app
+    # Follow-ups (routing a report, telling a reporter) run on the app's pool; they must end
+    # before the test's schema is dropped, or the drop deadlocks with them on PostgreSQL.
+    app.close(wait=True)
 
 
 @pytest.fixture
