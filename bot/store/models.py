@@ -498,8 +498,31 @@ class ObservationSeer(Base):
     seen_at: Mapped[datetime]
 
 
+class Customer(Base):
+    """A customer who answered a survey: personal data, shown only to a follow-up's owners.
+
+    Erasing a customer deletes this row; their answers stay as anonymous figures.
+    """
+
+    __tablename__ = "customer"
+    __table_args__ = (UniqueConstraint("org_id", "source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))
+    # Which tool knows them ("typeform", "delighted", "surveymonkey", "zendesk", "cxbot").
+    source: Mapped[str] = mapped_column(String(32))
+    # The tool's id for the person, else their email: how a second answer finds the same customer.
+    external_id: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
 class SurveyResponse(Base):
-    """One raw survey answer (NPS 0–10, CSAT 1–5, CES 1–7) at a stage, and maybe a touchpoint."""
+    """One raw survey answer (NPS 0–10, CSAT 1–5, CES 1–7) at a stage, and maybe a touchpoint.
+
+    From a file import (no comment, no customer) or live from a survey tool's webhook.
+    """
 
     __tablename__ = "survey_response"
     # Covers the weekly counts (week, stage, metric, score; touchpoint for the detail), so the
@@ -519,7 +542,16 @@ class SurveyResponse(Base):
     iso_week: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(200))
     # The file's id column, or a hash of the row: importing the same file twice adds nothing.
+    # A webhook's answer: "<source>:<the tool's response id>", so a redelivery adds nothing.
     external_id: Mapped[str] = mapped_column(String(128), unique=True)
+    # What the customer wrote, if anything (live sources; a later update may bring it).
+    comment: Mapped[str | None] = mapped_column(Text)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"), index=True)
+    # How the touchpoint was found: "mapping" (the journey file's surveys:), "classifier" (from
+    # the comment), or None (a file import, or no touchpoint).
+    placed_by: Mapped[str | None] = mapped_column(String(16))
+    # When a live answer was last changed by its tool (Delighted's survey_response.updated).
+    updated_at: Mapped[datetime | None]
 
 
 class KpiValue(Base):
